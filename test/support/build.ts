@@ -1,0 +1,93 @@
+// Compiles the agent (src/agent + src/shared) once per source state for tests that run the real
+// `baton agent` process. Output goes under node_modules/.cache (git-ignored, and Node still finds
+// the dependencies); a lock directory keeps parallel jest workers from building at the same time.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const OUT = path.join(ROOT, "node_modules", ".cache", "baton-agent-test");
+const LOCK = `${OUT}.lock`;
+
+function fingerprint(): string {
+  const parts: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      const st = statSync(full);
+      if (st.isDirectory()) walk(full);
+      else if (name.endsWith(".ts")) parts.push(`${path.relative(ROOT, full)}:${st.size}:${st.mtimeMs}`);
+    }
+  };
+  walk(path.join(ROOT, "src", "agent"));
+  walk(path.join(ROOT, "src", "shared"));
+  return parts.join("\n");
+}
+
+async function withLock<T>(fn: () => T): Promise<T> {
+  mkdirSync(path.dirname(LOCK), { recursive: true });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      // A lock older than two minutes belongs to a crashed run.
+      try {
+        if (Date.now() - statSync(LOCK).mtimeMs > 120_000) rmSync(LOCK, { recursive: true, force: true });
+      } catch {
+        // Released meanwhile.
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${LOCK}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+/** Builds if needed and returns the path of the compiled agent entry (run it with process.execPath). */
+export async function ensureBuilt(): Promise<string> {
+  const entry = path.join(OUT, "agent", "cli-entry.js");
+  return await withLock(() => {
+    const stamp = path.join(OUT, ".fingerprint");
+    const current = fingerprint();
+    if (existsSync(entry) && existsSync(stamp) && readFileSync(stamp, "utf8") === current) return entry;
+    mkdirSync(OUT, { recursive: true });
+    const config = path.join(OUT, "tsconfig.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        extends: path.join(ROOT, "tsconfig.build.json"),
+        compilerOptions: {
+          rootDir: path.join(ROOT, "src"),
+          outDir: OUT,
+          sourceMap: true,
+          noEmitOnError: false,
+        },
+        include: [path.join(ROOT, "src", "agent"), path.join(ROOT, "src", "shared")],
+      }),
+    );
+    try {
+      execFileSync(
+        process.execPath,
+        [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", config],
+        { cwd: ROOT, stdio: "pipe" },
+      );
+    } catch (error) {
+      // Type errors still emit JavaScript; only a missing output is fatal.
+      if (!existsSync(entry)) {
+        throw new Error(
+          `building the agent failed: ${String((error as { stdout?: Buffer }).stdout ?? error)}`,
+          { cause: error },
+        );
+      }
+    }
+    writeFileSync(stamp, current);
+    return entry;
+  });
+}
