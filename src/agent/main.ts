@@ -36,8 +36,12 @@ const optionalInt = z.preprocess(
 );
 
 const AgentEnv = z.object({
-  [AGENT_ENV.runnerUrl]: z.string().url("must be the URL of the bot's runner API"),
-  [AGENT_ENV.runToken]: z.string().min(8, "must be the run token"),
+  [AGENT_ENV.runnerUrl]: z
+    .string({ error: "is not set: it must be the URL of the bot's runner API" })
+    .url("must be the URL of the bot's runner API"),
+  [AGENT_ENV.runToken]: z
+    .string({ error: "is not set: it must hold this run's token" })
+    .min(8, "is too short to be a run token"),
   // Tuning knobs (tests shorten them); defaults suit production.
   BATON_AGENT_MODEL_IDLE_TIMEOUT_MS: optionalInt,
   BATON_AGENT_RETRY_BASE_MS: optionalInt,
@@ -89,7 +93,7 @@ export async function runAgent(env: NodeJS.ProcessEnv): Promise<AgentExitCode> {
     return 1;
   }
   const runLog = log.child({ runId: spec.runId, taskId: spec.taskId, phase: spec.phase });
-  const run = new AgentRun(spec, client, token, runnerUrl, tuningFrom(config), runLog, redact);
+  const run = new AgentRun(spec, client, token, runnerUrl, tuningFrom(config), runLog, redact, env);
   return await run.execute(config.BATON_AGENT_POLL_MS ?? DEFAULT_POLL_MS);
 }
 
@@ -110,6 +114,7 @@ class AgentRun {
     private readonly tuning: EngineTuning,
     private readonly log: Logger,
     private readonly redact: (text: string) => string,
+    agentEnv: NodeJS.ProcessEnv,
   ) {
     this.deadline = this.started + spec.limits.wallClockMs;
     this.events = new EventStream({
@@ -124,7 +129,7 @@ class AgentRun {
         this.abort.abort();
       },
     });
-    this.toolEnv = toolEnvironment(process.env);
+    this.toolEnv = toolEnvironment(agentEnv);
   }
 
   async execute(pollMs: number): Promise<AgentExitCode> {

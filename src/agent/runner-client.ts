@@ -6,6 +6,9 @@ import { RunResult } from "../shared/run-result.js";
 import { RunSpec } from "../shared/run-spec.js";
 import { runnerPaths } from "../shared/runner-api.js";
 
+/** A bundle may be up to 50 MiB: give its upload longer than an ordinary call. */
+const BUNDLE_UPLOAD_TIMEOUT_MS = 5 * 60_000;
+
 export class RunnerApiError extends Error {
   override readonly name = "RunnerApiError";
   constructor(
@@ -57,6 +60,7 @@ export class RunnerClient {
     method: string,
     path: string,
     body?: { json: unknown } | { bytes: Buffer },
+    timeoutMs = this.requestTimeoutMs,
   ): Promise<unknown> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
     let payload: string | Uint8Array | undefined;
@@ -73,7 +77,7 @@ export class RunnerClient {
         method,
         headers,
         body: payload,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       throw new RunnerApiError(`${method} ${path}: ${(error as Error).message}`, null, true);
@@ -128,7 +132,10 @@ export class RunnerClient {
   }
 
   async putBundle(bundle: Buffer, retry: RetryOptions = { retryForMs: 120_000 }): Promise<void> {
-    await this.withRetry(() => this.request("PUT", runnerPaths.bundle, { bytes: bundle }), retry);
+    await this.withRetry(
+      () => this.request("PUT", runnerPaths.bundle, { bytes: bundle }, BUNDLE_UPLOAD_TIMEOUT_MS),
+      retry,
+    );
   }
 
   async postResult(result: RunResult, retry: RetryOptions = { retryForMs: 120_000 }): Promise<void> {

@@ -38,6 +38,8 @@ export const Env = z.object({
   BATON_RUNNER_URL: opt(url("BATON_RUNNER_URL")),
   BATON_CONFIG: opt(z.string().min(1)),
   BATON_DATA_DIR: opt(z.string().min(1)),
+  /** Handed to locally executed agents so they find git, node and the repository's toolchains. */
+  PATH: z.preprocess(emptyToUndefined, z.string().default("/usr/local/bin:/usr/bin:/bin")),
   LOG_LEVEL: z.preprocess(
     emptyToUndefined,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -44,6 +44,8 @@ export interface Config {
   kubernetes: { namespace: string; kubeconfig?: string; agentImage: string };
   runnerUrl: string;
   dataDir: string;
+  /** PATH for locally executed agents. */
+  agentPath: string;
   logLevel: Env["LOG_LEVEL"];
   /** The literal values of every secret this process holds (for redaction). */
   secrets: string[];
@@ -159,6 +161,7 @@ export function loadConfig(source: NodeJS.ProcessEnv, role: Role): Config {
     },
     runnerUrl: env.BATON_RUNNER_URL ?? `http://127.0.0.1:${env.PORT}`,
     dataDir: env.BATON_DATA_DIR ?? join(tmpdir(), "baton"),
+    agentPath: env.PATH,
     logLevel: env.LOG_LEVEL,
     secrets,
   };

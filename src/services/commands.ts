@@ -44,7 +44,11 @@ export async function handleSlashCommand(
     case "invalid":
       return plain(intent.message);
     case "status":
-      return statusAnswer(deps, { user: input.user, ...(intent.taskId ? { taskId: intent.taskId } : {}) });
+      return statusAnswer(deps, {
+        user: input.user,
+        channel: input.channel,
+        ...(intent.taskId ? { taskId: intent.taskId } : {}),
+      });
     case "list":
       return listAnswer(deps, input.channel);
     case "budget":
@@ -74,12 +78,21 @@ export async function controlAnswer(
 
 export async function statusAnswer(
   deps: SlackServiceDeps,
-  input: { user: string; taskId?: TaskId },
+  input: { user: string; channel: string; taskId?: TaskId },
 ): Promise<CommandAnswer> {
   const ctx = { now: deps.clock.now(), redact: deps.redact };
   if (input.taskId) {
     const task = await deps.store.get(input.taskId);
-    if (!task) return plain(`I can't find task ${input.taskId}.`);
+    // A task from another (perhaps private) channel is shown only to its requester and to
+    // approvers and admins: an id must not be a key to someone else's conversation.
+    const access = deps.policy.access;
+    const visible =
+      task !== undefined &&
+      (task.channelId === input.channel ||
+        task.requester.userId === input.user ||
+        access.approvers.includes(input.user) ||
+        access.admins.includes(input.user));
+    if (!task || !visible) return plain(`I can't find task ${input.taskId}.`);
     return renderStatus(task, ctx);
   }
   const mine = (await deps.store.listByUser(input.user, 50)).filter((t) => !isTerminal(t.state));

@@ -14,7 +14,7 @@ import {
   threadTexts,
   type NewRequest,
 } from "./requests.js";
-import { ensureReaction, tellUser, type SlackServiceDeps } from "./slack-context.js";
+import { CLAIM_TTL, ensureReaction, tellUser, type SlackServiceDeps } from "./slack-context.js";
 
 export interface MentionInput {
   channel: string;
@@ -55,12 +55,16 @@ export async function handleMention(deps: SlackServiceDeps, input: MentionInput)
       return reply(`Use \`/baton ${intent.kind}\` for that.`);
     case "status": {
       if (intent.taskId) {
-        const answer = await statusAnswer(deps, { user: input.user, taskId: intent.taskId });
+        const answer = await statusAnswer(deps, {
+          user: input.user,
+          channel: input.channel,
+          taskId: intent.taskId,
+        });
         return reply(answer.text, answer.blocks);
       }
       const task = inThread ? await taskOfThread(deps, input.channel, threadTs) : undefined;
       if (!task) {
-        const answer = await statusAnswer(deps, { user: input.user });
+        const answer = await statusAnswer(deps, { user: input.user, channel: input.channel });
         return reply(answer.text, answer.blocks);
       }
       const status = renderStatus(task, { now: deps.clock.now(), redact: deps.redact });
@@ -159,8 +163,16 @@ export async function handleFixRequest(
   };
   const check = await checkRequest(deps, request);
   if (!check.ok) return tell(check.message);
-  deps.background(`eyes ${input.channel}:${triggerTs}`, () =>
-    ensureReaction(deps, input.channel, triggerTs, "eyes"),
-  );
-  await createRequestTask(deps, request, check, { threadTs, triggerTs });
+  // One task per message however many people react (claimed only by someone allowed to ask).
+  const key = `fix:${input.channel}:${triggerTs}`;
+  if (!(await deps.claims.claim(key, CLAIM_TTL.message))) return;
+  try {
+    deps.background(`eyes ${input.channel}:${triggerTs}`, () =>
+      ensureReaction(deps, input.channel, triggerTs, "eyes"),
+    );
+    await createRequestTask(deps, request, check, { threadTs, triggerTs });
+  } catch (error) {
+    await deps.claims.release(key).catch(() => undefined);
+    throw error;
+  }
 }

@@ -95,7 +95,7 @@ export async function tellUser(
   }
 }
 
-/** Adds a reaction, treating "already there" as success (acknowledgements are idempotent). */
+/** Adds a reaction; the chat adapter treats "already there" as success. Failures are only logged. */
 export async function ensureReaction(
   deps: SlackServiceDeps,
   channel: string,
@@ -105,11 +105,6 @@ export async function ensureReaction(
   try {
     await deps.chat.addReaction({ channel, ts, name });
   } catch (error) {
-    const text =
-      error instanceof Error
-        ? `${error.message} ${JSON.stringify((error as { data?: unknown }).data ?? "")}`
-        : "";
-    if (text.includes("already_reacted")) return;
     deps.logger.warn({ err: error, channel, ts, reaction: name }, "adding a reaction failed");
   }
 }

@@ -41,6 +41,9 @@ export interface SupervisorOptions {
   stalledIntervalMs?: number;
   stallAfterMs?: number;
   stallCheckMs?: number;
+  /** Failed launches before the run fails with `launch_failed`, and the back-off unit between them. */
+  maxLaunchErrors?: number;
+  launchRetryMs?: number;
 }
 
 export interface SupervisorDeps {
@@ -117,7 +120,6 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     applyTaskEvent({ store: deps.store, effects: deps.effects }, taskId as TaskId, event);
 
   const wakers = new Map<string, () => void>();
-  const followed = new Map<string, SlotHolder>();
   const timers: NodeJS.Timeout[] = [];
   let consumer: RunConsumer | undefined;
   let stopWatch: (() => void) | undefined;
@@ -239,7 +241,46 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return { kind: "release" };
   };
 
+  const maxLaunchErrors = o.maxLaunchErrors ?? 5;
+
+  /** A launch that failed: try again later, and fail the run after `maxLaunchErrors` tries. */
+  const launchFailed = async (record: RunRecord, error: unknown): Promise<RunJobOutcome> => {
+    const count = await records.noteLaunchError(record.runId);
+    logger.error(
+      { runId: record.runId, taskId: record.taskId, attempt: count, err: error },
+      "agent launch failed",
+    );
+    await deps.slots.release(holderOf(record));
+    if (count < maxLaunchErrors) return { kind: "retry_later", delayMs: (o.launchRetryMs ?? 5_000) * count };
+    const failure: TaskFailure = {
+      code: "launch_failed",
+      message: `Baton could not start the agent (${count} tries); the worker's logs say why.`,
+    };
+    await records.end(record.runId, "failed", now(), {
+      type: "run.failed",
+      at: now(),
+      runId: record.runId,
+      failure,
+    });
+    await finalize(record.runId);
+    return { kind: "done" };
+  };
+
   const processRun = async (
+    data: RunJobData,
+    context: { enqueuedAt: number; signal: AbortSignal },
+  ): Promise<RunJobOutcome> => {
+    try {
+      return await superviseRun(data, context);
+    } catch (error) {
+      if (context.signal.aborted) return { kind: "release" };
+      // Redis or the executor's backend away: the run keeps its place and is tried again.
+      logger.warn({ runId: data.runId, taskId: data.taskId, err: error }, "supervising run failed; retrying");
+      return { kind: "retry_later", delayMs: o.launchRetryMs ?? 5_000 };
+    }
+  };
+
+  const superviseRun = async (
     data: RunJobData,
     context: { enqueuedAt: number; signal: AbortSignal },
   ): Promise<RunJobOutcome> => {
@@ -292,7 +333,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       });
     } catch (error) {
       await deps.tokens.revoke(token).catch(() => undefined);
-      throw error;
+      return launchFailed(record, error);
     }
     // Re-attached: the agent holds the token of the first launch; this one is never used.
     if (launched === "already_launched") await deps.tokens.revoke(token);
@@ -303,22 +344,25 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       "run supervised",
     );
 
-    followed.set(runId, holder);
     metrics.runsActive.inc();
     try {
       return await follow(runId, context.signal);
     } finally {
       metrics.runsActive.dec();
-      followed.delete(runId);
     }
   };
 
+  // Last position told to each waiting run: only changes become task events.
+  const reported = new Map<string, number>();
   const reportPositions = async () => {
     const positions = await deps.queue.waitingPositions();
     metrics.runsQueued.set(positions.length);
+    const waiting = new Set(positions.map((p) => p.runId));
+    for (const runId of reported.keys()) if (!waiting.has(runId)) reported.delete(runId);
     for (const { runId, taskId, position } of positions) {
-      // Transitions ignore an unchanged position, so this is cheap to repeat.
+      if (reported.get(runId) === position) continue;
       await apply(taskId, { type: "run.queued", at: now(), runId, position });
+      reported.set(runId, position);
     }
   };
 

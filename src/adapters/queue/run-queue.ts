@@ -56,7 +56,8 @@ export interface RunQueue {
 }
 
 export function createRunQueue(options: RunQueueOptions): RunQueue {
-  const connection = connectRedis(options.redisUrl, { blocking: true, connectionName: "baton-run-queue" });
+  // A producer fails fast while Redis is down (the caller answers 5xx and Slack retries); workers wait.
+  const connection = connectRedis(options.redisUrl, { connectionName: "baton-run-queue" });
   const queue = new Queue<RunJobData>(RUN_QUEUE_NAME, {
     connection,
     prefix: `${options.prefix}bull`,

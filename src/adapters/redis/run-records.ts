@@ -84,6 +84,8 @@ export interface RunRecords {
   /** Ends the run once: true for the caller that ended it, false when it had ended already. */
   end(runId: string, outcome: RunOutcome, at: string, finalEvent?: TaskEvent): Promise<boolean>;
   markFinalized(runId: string): Promise<void>;
+  /** Counts a failed launch attempt; returns the count so far. */
+  noteLaunchError(runId: string): Promise<number>;
 }
 
 /** Records live a month; ended ones a week (diagnosis, late agent calls get 401 anyway). */
@@ -314,6 +316,10 @@ export function createRedisRunRecords(redis: Redis, prefix: string): RunRecords 
 
     async markFinalized(runId) {
       await redis.hset(k.record(runId), "finalized", "1");
+    },
+
+    async noteLaunchError(runId) {
+      return redis.hincrby(k.record(runId), "launchErrors", 1);
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   WebAPIRateLimitedError,
   WebAPIRequestError,
   WebClient,
+  type FetchFunction,
   type Logger as SlackLogger,
 } from "@slack/web-api";
 import { z } from "zod";
@@ -39,7 +40,11 @@ export interface TaggedMessage {
 export interface SlackChat extends ChatPort {
   postMessage(input: PostMessageInput & { metadata?: MessageMetadata }): Promise<{ ts: string }>;
   /** Baton's messages in a thread that carry metadata of `eventType`, oldest first. */
-  findTaggedMessages(input: { channel: string; threadTs: string; eventType: string }): Promise<TaggedMessage[]>;
+  findTaggedMessages(input: {
+    channel: string;
+    threadTs: string;
+    eventType: string;
+  }): Promise<TaggedMessage[]>;
 }
 
 /** Slack answered `ok: false` (or an HTTP error other than 429) with this error code. */
@@ -75,6 +80,33 @@ const TRANSIENT_CODES = new Set([
   "team_added_to_org",
 ]);
 
+/** Connection errors that prove the request was never sent (as opposed to resets and timeouts). */
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
+function causeCode(error: unknown): string | undefined {
+  const e = error as { code?: unknown; cause?: { code?: unknown } } | null | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * Global fetch, keeping the connection error's code on a plain Error: WebClient re-wraps errors it
+ * does not recognise as its own realm's Error and would lose the cause (and with it, whether the
+ * request was sent at all).
+ */
+const codedFetch: FetchFunction = async (url, init) => {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const code = causeCode(error);
+    const message = String((error as { message?: unknown } | null)?.message ?? error);
+    throw Object.assign(
+      new Error(code !== undefined ? `${message} (${code})` : message),
+      code ? { code } : {},
+    );
+  }
+};
+
 const postedSchema = z.object({ ts: z.string().min(1) });
 const metadataSchema = z.object({
   event_type: z.string(),
@@ -103,7 +135,11 @@ const userInfoSchema = z.object({
     profile: z.object({ display_name: z.string().optional(), real_name: z.string().optional() }).optional(),
   }),
 });
-const authSchema = z.object({ user_id: z.string(), bot_id: z.string().optional(), team_id: z.string().optional() });
+const authSchema = z.object({
+  user_id: z.string(),
+  bot_id: z.string().optional(),
+  team_id: z.string().optional(),
+});
 
 const USER_CACHE_TTL_MS = 10 * 60_000;
 const USER_CACHE_MAX = 1000;
@@ -115,7 +151,8 @@ function neutraliseMassMentions(text: string): string {
 
 function slackLogger(logger: Logger): SlackLogger {
   let level = LogLevel.WARN;
-  const line = (msgs: unknown[]) => msgs.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ");
+  const line = (msgs: unknown[]) =>
+    msgs.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ");
   return {
     debug: (...m) => logger.debug({ sdk: "slack-web-api" }, line(m)),
     info: (...m) => logger.info({ sdk: "slack-web-api" }, line(m)),
@@ -136,6 +173,7 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
     retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
     timeout: options.timeoutMs ?? 15_000,
+    fetch: codedFetch,
     logger: slackLogger(logger),
     logLevel: LogLevel.WARN,
   });
@@ -185,6 +223,11 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
         throw new SlackApiError(method, `http_${error.statusCode}`, error.statusCode >= 500);
       }
       if (error instanceof WebAPIRequestError) {
+        // No connection at all: the request never reached Slack, so nothing was posted.
+        if (NOT_SENT_CODES.has(causeCode(error.original) ?? "")) {
+          metrics.slackApiCalls.inc({ method, outcome: "error" });
+          throw new SlackApiError(method, "unreachable", true);
+        }
         metrics.slackApiCalls.inc({ method, outcome: "unknown" });
         if (isPost) throw new UnknownOutcomeError(`slack ${method}: ${redact(error.original.message)}`);
         throw new SlackApiError(method, "request_failed", true);
@@ -217,7 +260,12 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
       const blocks = cleanBlocks(input.blocks);
       await call(
         "chat.update",
-        { channel: input.channel, ts: input.ts, text: clean(input.text), ...(blocks !== undefined ? { blocks } : {}) },
+        {
+          channel: input.channel,
+          ts: input.ts,
+          text: clean(input.text),
+          ...(blocks !== undefined ? { blocks } : {}),
+        },
         z.unknown(),
       );
     },
@@ -239,7 +287,11 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
 
     async addReaction(input) {
       try {
-        await call("reactions.add", { channel: input.channel, timestamp: input.ts, name: input.name }, z.unknown());
+        await call(
+          "reactions.add",
+          { channel: input.channel, timestamp: input.ts, name: input.name },
+          z.unknown(),
+        );
       } catch (error) {
         // Reacting is "ensure": a reaction that is already there is success (e.g. a replayed effect).
         if (error instanceof SlackApiError && error.code === "already_reacted") return;
@@ -270,7 +322,10 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
             ...(m.bot_id !== undefined ? { botId: m.bot_id } : {}),
           });
         }
-        cursor = page.has_more && page.response_metadata?.next_cursor ? page.response_metadata.next_cursor : undefined;
+        cursor =
+          page.has_more && page.response_metadata?.next_cursor
+            ? page.response_metadata.next_cursor
+            : undefined;
       } while (cursor !== undefined && out.length < input.limit);
       return out;
     },
@@ -299,14 +354,21 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
             found.push({ ts: m.ts, metadata: metadata.data });
           }
         }
-        cursor = page.has_more && page.response_metadata?.next_cursor ? page.response_metadata.next_cursor : undefined;
+        cursor =
+          page.has_more && page.response_metadata?.next_cursor
+            ? page.response_metadata.next_cursor
+            : undefined;
       } while (cursor !== undefined);
       return found;
     },
 
     async permalink(input) {
       try {
-        const answer = await call("chat.getPermalink", { channel: input.channel, message_ts: input.ts }, permalinkSchema);
+        const answer = await call(
+          "chat.getPermalink",
+          { channel: input.channel, message_ts: input.ts },
+          permalinkSchema,
+        );
         return answer.permalink;
       } catch (error) {
         if (error instanceof SlackApiError && !error.transient) return undefined;
@@ -321,7 +383,9 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
       try {
         const answer = await call("users.info", { user: userId }, userInfoSchema);
         const u = answer.user;
-        name = [u.profile?.display_name, u.profile?.real_name, u.real_name, u.name].find((n) => n !== undefined && n !== "");
+        name = [u.profile?.display_name, u.profile?.real_name, u.real_name, u.name].find(
+          (n) => n !== undefined && n !== "",
+        );
       } catch (error) {
         if (!(error instanceof SlackApiError) || error.transient) throw error;
         name = undefined;

@@ -1,8 +1,10 @@
 // The Notifier: every message Baton posts for a task (TaskNotifier). One status message per task,
 // posted once and then edited in place; status edits coalesce (latest wins) under workspace-wide
-// budgets per method with Retry-After honoured; final messages go before progress; a post whose
+// budgets per method (shared by replicas through Redis with `sharedBudget`) with Retry-After
+// honoured; final messages go before progress; a post whose
 // answer was lost is looked up by its metadata instead of being posted again blindly; replicas
 // agree on who posts through Redis claims.
+import { randomUUID } from "node:crypto";
 import { RateLimitedError, UnknownOutcomeError } from "../../core/ports/chat.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { NotifyEffect, TaskNotifier } from "../../core/ports/effects.js";
@@ -22,11 +24,12 @@ import type { Logger } from "../../shared/logger.js";
 import { SlackApiError, type MessageMetadata, type SlackChat } from "./chat.js";
 import { BudgetClosedError, SlackBudget, type BudgetRule } from "./notifier/budget.js";
 import { withinSlackLimits } from "./notifier/message-limits.js";
+import type { SharedRateBudget } from "./notifier/shared-budget.js";
 
 export interface NotifierLimits {
   /** chat.update, whole workspace (Slack Tier 3: ~50/min). */
   chatUpdate: BudgetRule;
-  /** chat.postMessage, per channel (Slack: ~1/s). */
+  /** chat.postMessage, per channel (Slack: ~1/s, short bursts allowed). */
   postMessagePerChannel: BudgetRule;
   /** reactions.add, whole workspace. */
   reactions: BudgetRule;
@@ -46,14 +49,14 @@ export interface NotifierLimits {
 
 export const DEFAULT_NOTIFIER_LIMITS: NotifierLimits = {
   chatUpdate: { max: 50, windowMs: 60_000 },
-  postMessagePerChannel: { max: 1, windowMs: 1_000 },
+  postMessagePerChannel: { max: 3, windowMs: 3_000 },
   reactions: { max: 50, windowMs: 60_000 },
   ephemeral: { max: 100, windowMs: 60_000 },
   replies: { max: 50, windowMs: 60_000 },
   statusMinIntervalMs: 1_000,
   claimTtlSeconds: 7 * 24 * 3600,
-  unknownOutcomeChecksMs: [500, 2_000, 5_000],
-  peerWaitMs: 30_000,
+  unknownOutcomeChecksMs: [1_000, 3_000, 10_000],
+  peerWaitMs: 120_000,
 };
 
 export interface NotifierDeps {
@@ -64,6 +67,11 @@ export interface NotifierDeps {
   logger: Logger;
   redact: Redactor;
   limits?: Partial<NotifierLimits>;
+  /**
+   * The budget all replicas share (createRedisRateBudget). Without it each process keeps its own,
+   * which is workspace-wide only while a single process talks to Slack.
+   */
+  sharedBudget?: SharedRateBudget;
 }
 
 export interface Notifier extends TaskNotifier {
@@ -143,6 +151,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   let active = 0;
   let idleWaiters: (() => void)[] = [];
   let closed = false;
+  let closing: Promise<void> | undefined;
 
   const ctx = (): RenderContext => ({ now: clock.now(), redact: deps.redact });
 
@@ -167,17 +176,53 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   // -------------------------------------------------------------------------------------------
   // Calls under a budget: wait for a slot, honour Retry-After, retry Slack-side trouble briefly.
 
+  /** One call's place in the local budget and, when configured, in the replicas' shared one. */
+  interface Slot {
+    release(options?: { used?: boolean }): void;
+  }
+
+  async function acquireSlot(key: string, rule: BudgetRule, priority: () => number): Promise<Slot> {
+    const lease = await budget.acquire(key, rule, priority);
+    const callId = randomUUID();
+    let shared: boolean;
+    try {
+      shared = await takeShared(key, rule, callId);
+    } catch (error) {
+      lease.release({ used: false });
+      throw error;
+    }
+    let released = false;
+    return {
+      release(options = {}) {
+        if (released) return;
+        released = true;
+        const used = options.used ?? true;
+        lease.release({ used });
+        if (shared && deps.sharedBudget) {
+          const done = used ? deps.sharedBudget.settle(key, callId) : deps.sharedBudget.cancel(key, callId);
+          void done.catch((e: unknown) => logger.warn({ err: e }, "shared slack budget unavailable"));
+        }
+      },
+    };
+  }
+
+  /**
+   * Runs `fn` (one Slack call) in a budget slot: waits its turn, honours Retry-After, and retries
+   * briefly when Slack answered with trouble on its side. `first` is a slot the caller already holds.
+   */
   async function budgeted<T>(
     key: string,
     rule: BudgetRule,
     priority: () => number,
     fn: () => Promise<T>,
-    options: { retryTransient: boolean } = { retryTransient: true },
+    first?: Slot,
   ): Promise<T> {
     let limited = 0;
     let transient = 0;
+    let held = first;
     for (;;) {
-      const lease = await budget.acquire(key, rule, priority);
+      const slot = held ?? (await acquireSlot(key, rule, priority));
+      held = undefined;
       try {
         return await fn();
       } catch (error) {
@@ -185,30 +230,63 @@ export function createNotifier(deps: NotifierDeps): Notifier {
           limited += 1;
           // Paused before the slot is released, so no one else slips out inside the window.
           budget.pause(key, rule, Date.now() + Math.max(1, error.retryAfterSeconds) * 1000);
+          void deps.sharedBudget
+            ?.pause(key, error.retryAfterSeconds)
+            .catch((e: unknown) => logger.warn({ err: e }, "shared slack budget unavailable"));
           logger.warn({ bucket: key, retryAfter: error.retryAfterSeconds }, "slack rate limited; pausing");
           continue;
         }
-        if (options.retryTransient && error instanceof SlackApiError && error.transient && transient < MAX_TRANSIENT_RETRIES) {
+        // Slack answered (ok:false or HTTP 5xx): it did not act, so another attempt is safe.
+        if (error instanceof SlackApiError && error.transient && transient < MAX_TRANSIENT_RETRIES) {
           transient += 1;
           await sleep(250 * 2 ** transient);
           continue;
         }
         throw error;
       } finally {
-        lease.release();
+        slot.release();
       }
     }
   }
 
-  const postBucket = (channel: string) => ({ key: `chat.postMessage:${channel}`, rule: limits.postMessagePerChannel });
+  /** Waits for a slot in the replicas' shared budget; without Redis, the local budget alone decides. */
+  async function takeShared(key: string, rule: BudgetRule, callId: string): Promise<boolean> {
+    const shared = deps.sharedBudget;
+    if (!shared) return false;
+    for (;;) {
+      let answer: Awaited<ReturnType<SharedRateBudget["take"]>>;
+      try {
+        answer = await shared.take(key, rule, callId);
+      } catch (error) {
+        logger.warn({ err: error, bucket: key }, "shared slack budget unavailable; using the local one");
+        return false;
+      }
+      if (answer.ok) return true;
+      if (closed) throw new BudgetClosedError();
+      await sleep(answer.waitMs);
+    }
+  }
+
+  const postBucket = (channel: string) => ({
+    key: `chat.postMessage:${channel}`,
+    rule: limits.postMessagePerChannel,
+  });
 
   // -------------------------------------------------------------------------------------------
   // Finding and recording Baton's own messages.
 
   async function findPosted(task: Task, key: string): Promise<string | undefined> {
     try {
-      const tagged = await budgeted("conversations.replies", limits.replies, () => POST, () =>
-        chat.findTaggedMessages({ channel: task.channelId, threadTs: task.threadTs, eventType: BATON_MESSAGE_EVENT }),
+      const tagged = await budgeted(
+        "conversations.replies",
+        limits.replies,
+        () => POST,
+        () =>
+          chat.findTaggedMessages({
+            channel: task.channelId,
+            threadTs: task.threadTs,
+            eventType: BATON_MESSAGE_EVENT,
+          }),
       );
       return tagged.find((m) => m.metadata.event_payload.key === key)?.ts;
     } catch (error) {
@@ -222,7 +300,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     try {
       return (await store.get(task.id))?.slack.statusTs;
     } catch (error) {
-      logger.warn({ taskId: task.id, err: error }, "task store unavailable while looking for the status message");
+      logger.warn(
+        { taskId: task.id, err: error },
+        "task store unavailable while looking for the status message",
+      );
       return undefined;
     }
   }
@@ -265,35 +346,56 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     claimKey: string,
     render: () => Promise<{ message: SlackMessage; version: number }>,
     priority: number,
+    slot: Slot,
   ): Promise<{ ts: string; postedVersion?: number }> {
+    let first: Slot | undefined = slot;
     const metadata: MessageMetadata = {
       event_type: BATON_MESSAGE_EVENT,
       event_payload: { task_id: task.id, kind, key },
     };
     const bucket = postBucket(task.channelId);
     for (let unknown = 0; ; unknown++) {
-      const { message, version } = await render();
+      let rendered: { message: SlackMessage; version: number };
       try {
-        const { ts } = await budgeted(bucket.key, bucket.rule, () => priority, () =>
-          chat.postMessage({
-            channel: task.channelId,
-            threadTs: task.threadTs,
-            text: message.text,
-            ...(message.blocks.length > 0 ? { blocks: message.blocks } : {}),
-            metadata,
-          }),
+        rendered = await render();
+      } catch (error) {
+        // Nothing was sent: free the slot and the claim.
+        first?.release({ used: false });
+        await claims.release(claimKey).catch(() => undefined);
+        throw error;
+      }
+      const { message, version } = rendered;
+      const held = first;
+      first = undefined;
+      try {
+        const { ts } = await budgeted(
+          bucket.key,
+          bucket.rule,
+          () => priority,
+          () =>
+            chat.postMessage({
+              channel: task.channelId,
+              threadTs: task.threadTs,
+              text: message.text,
+              ...(message.blocks.length > 0 ? { blocks: message.blocks } : {}),
+              metadata,
+            }),
+          held,
         );
         return { ts, postedVersion: version };
       } catch (error) {
         if (error instanceof UnknownOutcomeError) {
-          logger.warn({ taskId: task.id, kind, key }, "answer to chat.postMessage lost; looking the message up");
+          logger.warn(
+            { taskId: task.id, kind, key },
+            "answer to chat.postMessage lost; looking the message up",
+          );
           for (const wait of limits.unknownOutcomeChecksMs) {
             await sleep(wait);
             const ts = await findPosted(task, key);
             if (ts !== undefined) return { ts };
           }
           // Verified absent (several lookups): posting again is not a blind retry. Past the bound
-          // the claim stays taken, so no one posts a duplicate later; the caller sees the error.
+          // the claim stays taken: a redelivered effect waits, then looks in Slack before posting.
           if (unknown + 1 < MAX_TRANSIENT_RETRIES) continue;
           throw error;
         }
@@ -314,20 +416,33 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   ): Promise<{ ts: string; postedVersion?: number }> {
     const running = inflightPosts.get(key);
     if (running) return running;
+    const bucket = postBucket(task.channelId);
     const work = (async () => {
       for (let generation = 0; generation <= MAX_TAKEOVERS; generation++) {
         const claimKey = generation === 0 ? `slack:post:${key}` : `slack:post:${key}:takeover${generation}`;
-        if (await claims.claim(claimKey, limits.claimTtlSeconds)) {
-          // Taking over from a replica that went quiet: it may have posted after all.
-          if (generation > 0) {
-            const ts = await findPosted(task, key);
-            if (ts !== undefined) return { ts };
+        // Claim only once it is our turn to post in this channel: a claim then stands for a post in
+        // progress, never for a wait in a queue, so peers can tell a dead poster from a busy channel.
+        const slot = await acquireSlot(bucket.key, bucket.rule, () => priority);
+        let handedOver = false;
+        try {
+          if (await claims.claim(claimKey, limits.claimTtlSeconds)) {
+            // Taking over from a replica that went quiet: it may have posted after all.
+            if (generation > 0) {
+              const ts = await findPosted(task, key);
+              if (ts !== undefined) return { ts };
+            }
+            handedOver = true;
+            return await postClaimed(task, kind, key, claimKey, render, priority, slot);
           }
-          return await postClaimed(task, kind, key, claimKey, render, priority);
+        } finally {
+          if (!handedOver) slot.release({ used: false });
         }
         const ts = await waitForPeer(task, kind, key);
         if (ts !== undefined) return { ts };
-        logger.warn({ taskId: task.id, kind, key, generation }, "the replica that claimed this post went quiet; taking over");
+        logger.warn(
+          { taskId: task.id, kind, key, generation },
+          "the replica that claimed this post went quiet; taking over",
+        );
       }
       throw new Error(`could not post the ${kind} message of ${task.id}`);
     })();
@@ -351,10 +466,17 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
   }
 
-  const render = (fn: (task: Task, ctx: RenderContext) => SlackMessage, task: Task, kind: PostKind): SlackMessage => {
+  const render = (
+    fn: (task: Task, ctx: RenderContext) => SlackMessage,
+    task: Task,
+    kind: PostKind,
+  ): SlackMessage => {
     const checked = withinSlackLimits(fn(task, ctx()));
     if (checked.violation !== undefined) {
-      logger.error({ taskId: task.id, kind, violation: checked.violation }, "rendered message breaks Slack limits; sending text only");
+      logger.error(
+        { taskId: task.id, kind, violation: checked.violation },
+        "rendered message breaks Slack limits; sending text only",
+      );
     }
     return checked.message;
   };
@@ -383,7 +505,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
             async () => {
               // The newest state known when the post goes out, not the one that asked for it.
               const pending = statuses.get(task.id)?.pending;
-              const fresh = await freshest(pending !== undefined && pending.version > task.version ? pending : task);
+              const fresh = await freshest(
+                pending !== undefined && pending.version > task.version ? pending : task,
+              );
               return { message: render(renderStatus, fresh, "status"), version: fresh.version };
             },
             priority,
@@ -467,7 +591,12 @@ export function createNotifier(deps: NotifierDeps): Notifier {
               const fresh = await freshest(latest);
               if (fresh.version <= s.sentVersion) return;
               const message = render(renderStatus, fresh, "status");
-              await chat.updateMessage({ channel: fresh.channelId, ts, text: message.text, blocks: message.blocks });
+              await chat.updateMessage({
+                channel: fresh.channelId,
+                ts,
+                text: message.text,
+                blocks: message.blocks,
+              });
               s.sentVersion = fresh.version;
               s.lastSentAt = Date.now();
             } catch (error) {
@@ -511,8 +640,11 @@ export function createNotifier(deps: NotifierDeps): Notifier {
 
   async function addReactions(task: Task, ts: string, names: readonly string[]): Promise<void> {
     for (const name of names) {
-      await budgeted("reactions.add", limits.reactions, () => POST, () =>
-        chat.addReaction({ channel: task.channelId, ts, name }),
+      await budgeted(
+        "reactions.add",
+        limits.reactions,
+        () => POST,
+        () => chat.addReaction({ channel: task.channelId, ts, name }),
       );
     }
   }
@@ -538,8 +670,17 @@ export function createNotifier(deps: NotifierDeps): Notifier {
 
   async function notifyUser(task: Task, userId: string, text: string): Promise<void> {
     const message = withinSlackLimits({ text, blocks: [] }).message;
-    await budgeted("chat.postEphemeral", limits.ephemeral, () => POST, () =>
-      chat.postEphemeral({ channel: task.channelId, user: userId, threadTs: task.threadTs, text: message.text }),
+    await budgeted(
+      "chat.postEphemeral",
+      limits.ephemeral,
+      () => POST,
+      () =>
+        chat.postEphemeral({
+          channel: task.channelId,
+          user: userId,
+          threadTs: task.threadTs,
+          text: message.text,
+        }),
     );
   }
 
@@ -566,26 +707,28 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       while (busy()) await new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
 
-    async close(options = {}) {
-      if (closed) return;
-      const timeoutMs = options.timeoutMs ?? 10_000;
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), timeoutMs);
-      });
-      const outcome = await Promise.race([notifier.flush().then(() => "flushed" as const), timedOut]);
-      clearTimeout(timer);
-      closed = true;
-      if (outcome === "timeout") {
-        const dropped = [...statuses.values()].filter((s) => s.pending !== undefined).length;
-        logger.warn({ dropped }, "notifier closed with status updates still pending");
-      }
-      budget.close();
-      for (const s of statuses.values()) {
-        s.pending = undefined;
-        s.wake?.();
-      }
-      settle();
+    close(options = {}) {
+      closing ??= (async () => {
+        const timeoutMs = options.timeoutMs ?? 10_000;
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), timeoutMs);
+        });
+        const outcome = await Promise.race([notifier.flush().then(() => "flushed" as const), timedOut]);
+        clearTimeout(timer);
+        closed = true;
+        if (outcome === "timeout") {
+          const dropped = [...statuses.values()].filter((s) => s.pending !== undefined).length;
+          logger.warn({ dropped }, "notifier closed with status updates still pending");
+        }
+        budget.close();
+        for (const s of statuses.values()) {
+          s.pending = undefined;
+          s.wake?.();
+        }
+        settle();
+      })();
+      return closing;
     },
   };
   return notifier;

@@ -9,7 +9,11 @@ export const SLACK_SIGNATURE_HEADER = "x-slack-signature";
 export const SLACK_TIMESTAMP_HEADER = "x-slack-request-timestamp";
 
 /** `v0=<hex>` for a body sent at `timestampSeconds`. */
-export function computeSlackSignature(secret: string, timestampSeconds: number | string, rawBody: string | Buffer): string {
+export function computeSlackSignature(
+  secret: string,
+  timestampSeconds: number | string,
+  rawBody: string | Buffer,
+): string {
   const hmac = createHmac("sha256", secret);
   hmac.update(`v0:${String(timestampSeconds)}:`);
   hmac.update(rawBody);

@@ -80,7 +80,8 @@ function parseArgs(raw: string, contentType: string | undefined): Args {
   if (raw.length === 0) return {};
   if (contentType?.includes("application/json")) {
     const parsed: unknown = JSON.parse(raw);
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ApiError("invalid_json");
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+      throw new ApiError("invalid_json");
     return parsed as Args;
   }
   const args: Args = {};
@@ -121,7 +122,9 @@ function tsToMicros(ts: string): number {
   return Number(s) * 1_000_000 + Number(us.padEnd(6, "0"));
 }
 
-function microsToTs(micros: number): string {
+function microsToTs(value: number): string {
+  // A test clock may return fractional milliseconds; Slack timestamps have whole microseconds.
+  const micros = Math.floor(value);
   const s = Math.floor(micros / 1_000_000);
   const us = micros % 1_000_000;
   return `${s}.${String(us).padStart(6, "0")}`;
@@ -181,7 +184,7 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
   users.set(botUserId, { id: botUserId, name: "baton", isBot: true, botId });
 
   const nextTs = (): string => {
-    lastTsMicros = Math.max(lastTsMicros + 1, clock() * 1000);
+    lastTsMicros = Math.max(lastTsMicros + 1, Math.floor(clock() * 1000));
     return microsToTs(lastTsMicros);
   };
 
@@ -233,7 +236,11 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
   const replyCount = (ch: ChannelState, ts: string): number =>
     ch.messages.filter((m) => m.threadTs === ts && m.ts !== ts).length;
 
-  const toApiMessage = (ch: ChannelState, m: EmulatedMessage, withMetadata: boolean): Record<string, unknown> => {
+  const toApiMessage = (
+    ch: ChannelState,
+    m: EmulatedMessage,
+    withMetadata: boolean,
+  ): Record<string, unknown> => {
     const out: Record<string, unknown> = { type: "message", ts: m.ts, text: m.text };
     if (m.user !== undefined) out.user = m.user;
     if (m.botId !== undefined) out.bot_id = m.botId;
@@ -245,7 +252,8 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
     } else if (m.threadTs !== undefined) {
       out.parent_user_id = ch.byTs.get(m.threadTs)?.user;
     }
-    if (m.edits.length > 0) out.edited = { user: m.user, ts: microsToTs(Math.floor((m.edits.at(-1)?.at ?? 0) * 1000)) };
+    if (m.edits.length > 0)
+      out.edited = { user: m.user, ts: microsToTs(Math.floor((m.edits.at(-1)?.at ?? 0) * 1000)) };
     const reactions = ch.reactions.get(m.ts);
     if (reactions && reactions.size > 0) {
       out.reactions = [...reactions].map(([name, who]) => ({ name, users: [...who], count: who.length }));
@@ -271,13 +279,15 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
 
   const inferKind = (payload: unknown): DeliveryKind => {
     const type = (payload as { type?: unknown } | null)?.type;
-    if (type === "event_callback" || type === "url_verification" || type === "app_rate_limited") return "event";
+    if (type === "event_callback" || type === "url_verification" || type === "app_rate_limited")
+      return "event";
     if (typeof type === "string") return "interactive";
     return "command";
   };
 
   const httpDeliver = async (payload: unknown, kind: DeliveryKind, o: DeliverOptions): Promise<Delivery> => {
-    if (eventsUrl === undefined) throw new Error("slack emulator: no events URL set and no Socket Mode client connected");
+    if (eventsUrl === undefined)
+      throw new Error("slack emulator: no events URL set and no Socket Mode client connected");
     let body: string;
     let contentType: string;
     if (kind === "event") {
@@ -304,7 +314,12 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
     if (o.retryNum !== undefined) headers["x-slack-retry-num"] = String(o.retryNum);
     if (o.retryReason !== undefined) headers["x-slack-retry-reason"] = o.retryReason;
     const started = performance.now();
-    const res = await fetch(eventsUrl, { method: "POST", headers, body, signal: AbortSignal.timeout(15_000) });
+    const res = await fetch(eventsUrl, {
+      method: "POST",
+      headers,
+      body,
+      signal: AbortSignal.timeout(15_000),
+    });
     const text = await res.text();
     return { status: res.status, body: text, ms: performance.now() - started };
   };
@@ -364,7 +379,15 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
       type: "event_callback",
       event_id: `Ev${String(eventCounter).padStart(8, "0")}${randomBytes(3).toString("hex").toUpperCase()}`,
       event_time: Math.floor(now / 1000),
-      authorizations: [{ enterprise_id: null, team_id: teamId, user_id: botUserId, is_bot: true, is_enterprise_install: false }],
+      authorizations: [
+        {
+          enterprise_id: null,
+          team_id: teamId,
+          user_id: botUserId,
+          is_bot: true,
+          is_enterprise_install: false,
+        },
+      ],
       is_ext_shared_channel: false,
       event_context: `4-${randomBytes(8).toString("hex")}`,
     };
@@ -459,7 +482,8 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
       return {
         body: { channel: ch.id, ts: m.ts, message: { ...toApiMessage(ch, m, false), bot_id: botId } },
         after: () => {
-          if (opts.echoBotMessages) void deliver(eventEnvelope(messageEvent(ch, m)), { kind: "event" }).catch(() => undefined);
+          if (opts.echoBotMessages)
+            void deliver(eventEnvelope(messageEvent(ch, m)), { kind: "event" }).catch(() => undefined);
         },
       };
     },
@@ -609,8 +633,10 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
     const inclusive = bool(args, "inclusive") ?? false;
     const filtered = list.filter((m) => {
       const t = tsToMicros(m.ts);
-      if (oldest !== undefined && (inclusive ? t < tsToMicros(oldest) : t <= tsToMicros(oldest))) return false;
-      if (latest !== undefined && (inclusive ? t > tsToMicros(latest) : t >= tsToMicros(latest))) return false;
+      if (oldest !== undefined && (inclusive ? t < tsToMicros(oldest) : t <= tsToMicros(oldest)))
+        return false;
+      if (latest !== undefined && (inclusive ? t > tsToMicros(latest) : t >= tsToMicros(latest)))
+        return false;
       return true;
     });
     const limitArg = Number(str(args, "limit") ?? "100");
@@ -618,7 +644,11 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
     const cursor = str(args, "cursor");
     let start = 0;
     if (cursor !== undefined && cursor.length > 0) {
-      const decoded = Number(Buffer.from(cursor, "base64").toString("utf8").replace(/^next:/, ""));
+      const decoded = Number(
+        Buffer.from(cursor, "base64")
+          .toString("utf8")
+          .replace(/^next:/, ""),
+      );
       if (!Number.isInteger(decoded) || decoded < 0) throw new ApiError("invalid_cursor");
       start = decoded;
     }
@@ -635,7 +665,12 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
   // ---------------------------------------------------------------------------------------------
   // HTTP server.
 
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void => {
     const text = JSON.stringify(body);
     res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers });
     res.end(text);
@@ -655,14 +690,22 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
     let args: Args = {};
     const record = (status: number, ok: boolean, error: string | undefined, ignored: boolean): void => {
       const { token: _token, ...rest } = args;
-      calls.push({ method, args: rest, status, ok, ...(error !== undefined ? { error } : {}), time, ignoredRetryAfter: ignored });
+      calls.push({
+        method,
+        args: rest,
+        status,
+        ok,
+        ...(error !== undefined ? { error } : {}),
+        time,
+        ignoredRetryAfter: ignored,
+      });
     };
     let ignored = false;
     try {
       const raw = await readBody(req);
       args = parseArgs(raw, req.headers["content-type"]);
       const handler = handlers[method];
-      if (!handler) throw new ApiError("unknown_method", 404);
+      if (!handler) throw new ApiError("unknown_method");
 
       const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
       const token = bearer ?? str(args, "token");
@@ -695,7 +738,12 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
       if (!decision.allowed) {
         stats.rateLimited += 1;
         record(429, false, "ratelimited", ignored);
-        send(res, 429, { ok: false, error: "ratelimited" }, { "retry-after": String(decision.retryAfterSeconds) });
+        send(
+          res,
+          429,
+          { ok: false, error: "ratelimited" },
+          { "retry-after": String(decision.retryAfterSeconds) },
+        );
         return;
       }
 
@@ -739,7 +787,7 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
       body !== null &&
       typeof body === "object" &&
       typeof (body as { text?: unknown }).text === "string" &&
-      ((body as { text: string }).text.length > MAX_TEXT_CHARS)
+      (body as { text: string }).text.length > MAX_TEXT_CHARS
     ) {
       send(res, 200, { ok: false, error: "msg_too_long" });
       return;
@@ -790,7 +838,8 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
           return;
         }
         const envelopeId = (msg as { envelope_id?: unknown } | null)?.envelope_id;
-        if (typeof envelopeId === "string") pendingAcks.get(envelopeId)?.((msg as { payload?: unknown }).payload);
+        if (typeof envelopeId === "string")
+          pendingAcks.get(envelopeId)?.((msg as { payload?: unknown }).payload);
       });
       ws.on("close", () => {
         clearInterval(pinger);
@@ -819,7 +868,10 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
   // ---------------------------------------------------------------------------------------------
   // Acting as users.
 
-  const user = (userId: string, o: { isBot?: boolean; botId?: string; name?: string } = {}): SlackUserActor => {
+  const user = (
+    userId: string,
+    o: { isBot?: boolean; botId?: string; name?: string } = {},
+  ): SlackUserActor => {
     const existing = users.get(userId);
     const state: UserState = {
       id: userId,
@@ -950,7 +1002,12 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
           throw new Error(`slack emulator: no message ${input.channel}:${input.messageTs}`);
         }
         const container = input.ephemeral
-          ? { type: "message", message_ts: input.messageTs ?? nextTs(), channel_id: ch.id, is_ephemeral: true }
+          ? {
+              type: "message",
+              message_ts: input.messageTs ?? nextTs(),
+              channel_id: ch.id,
+              is_ephemeral: true,
+            }
           : { type: "message", message_ts: m?.ts, channel_id: ch.id, is_ephemeral: false };
         return deliver(
           {
@@ -1023,11 +1080,15 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
     reactions(channel, ts) {
       const byName = channels.get(channel)?.reactions.get(ts);
       if (!byName) return [];
-      return [...byName].filter(([, who]) => who.length > 0).map(([name, who]) => ({ name, users: [...who] }));
+      return [...byName]
+        .filter(([, who]) => who.length > 0)
+        .map(([name, who]) => ({ name, users: [...who] }));
     },
     ephemerals(filter = {}) {
       return ephemerals.filter(
-        (e) => (filter.user === undefined || e.user === filter.user) && (filter.channel === undefined || e.channel === filter.channel),
+        (e) =>
+          (filter.user === undefined || e.user === filter.user) &&
+          (filter.channel === undefined || e.channel === filter.channel),
       );
     },
     calls(method) {
@@ -1055,7 +1116,8 @@ export async function startSlackEmulator(opts: SlackEmulatorOptions = {}): Promi
       for (;;) {
         const value = fn();
         if (value !== undefined && value !== false && value !== null) return value;
-        if (Date.now() > deadline) throw new Error(`slack emulator: condition not met within ${timeoutMs} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`slack emulator: condition not met within ${timeoutMs} ms`);
         await sleep(10);
       }
     },

@@ -46,7 +46,8 @@ export function validateBlocks(blocks: unknown, maxBlocks: number): string | und
         const text = textOf(b.text);
         const fields = b.fields;
         if (text === undefined && !Array.isArray(fields)) return "invalid_blocks";
-        if (text !== undefined && (text.length === 0 || text.length > MAX_SECTION_TEXT_CHARS)) return "invalid_blocks";
+        if (text !== undefined && (text.length === 0 || text.length > MAX_SECTION_TEXT_CHARS))
+          return "invalid_blocks";
         if (Array.isArray(fields)) {
           if (fields.length > MAX_SECTION_FIELDS) return "invalid_blocks";
           for (const f of fields) {
@@ -58,17 +59,26 @@ export function validateBlocks(blocks: unknown, maxBlocks: number): string | und
       }
       case "header": {
         const text = textOf(b.text);
-        if (text === undefined || text.length === 0 || text.length > MAX_HEADER_TEXT_CHARS) return "invalid_blocks";
+        if (text === undefined || text.length === 0 || text.length > MAX_HEADER_TEXT_CHARS)
+          return "invalid_blocks";
         break;
       }
       case "context": {
-        if (!Array.isArray(b.elements) || b.elements.length === 0 || b.elements.length > MAX_CONTEXT_ELEMENTS) {
+        if (
+          !Array.isArray(b.elements) ||
+          b.elements.length === 0 ||
+          b.elements.length > MAX_CONTEXT_ELEMENTS
+        ) {
           return "invalid_blocks";
         }
         break;
       }
       case "actions": {
-        if (!Array.isArray(b.elements) || b.elements.length === 0 || b.elements.length > MAX_ACTIONS_ELEMENTS) {
+        if (
+          !Array.isArray(b.elements) ||
+          b.elements.length === 0 ||
+          b.elements.length > MAX_ACTIONS_ELEMENTS
+        ) {
           return "invalid_blocks";
         }
         break;
@@ -115,7 +125,8 @@ export function resolveRateLimits(overrides: RateLimitOptions | undefined): Map<
   return rules;
 }
 
-export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number; ignored: boolean };
+export type RateDecision =
+  { allowed: true } | { allowed: false; retryAfterSeconds: number; ignored: boolean };
 
 /** Sliding-window limiter with Retry-After penalties, keyed by method (and channel for per-channel rules). */
 export class SlidingWindowLimiter {
@@ -149,7 +160,11 @@ export class SlidingWindowLimiter {
     if (key === undefined || !rule) return { allowed: true };
     const penalty = this.penaltyUntil.get(key) ?? 0;
     if (penalty > now) {
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((penalty - now) / 1000)), ignored: true };
+      return {
+        allowed: false,
+        retryAfterSeconds: Math.max(1, Math.ceil((penalty - now) / 1000)),
+        ignored: true,
+      };
     }
     const times = (this.accepted.get(key) ?? []).filter((t) => t > now - rule.windowMs);
     if (times.length >= rule.max) {

@@ -131,7 +131,11 @@ export interface DeliverOptions {
 
 export interface SlackUserActor {
   readonly id: string;
-  postMessage(input: { channel: string; text: string; threadTs?: string }): Promise<{ ts: string; delivery: Delivery[] }>;
+  postMessage(input: {
+    channel: string;
+    text: string;
+    threadTs?: string;
+  }): Promise<{ ts: string; delivery: Delivery[] }>;
   react(input: { channel: string; ts: string; name: string }): Promise<Delivery>;
   slashCommand(input: { channel: string; text: string; command?: string }): Promise<Delivery>;
   clickButton(input: {

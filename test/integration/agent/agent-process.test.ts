@@ -1,11 +1,12 @@
 // The real `baton agent` process against the scripted model and the fake runner: a plan run that
 // leaves nothing behind, and an implement run whose bundle fixes the failing test in the bare repo.
 import { afterEach, describe, expect, test } from "@jest/globals";
-import { execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { AgentEvent } from "../../../src/shared/agent-events.js";
 import type { ScriptedReply } from "../../emulators/model/index.js";
+import { ensureBuilt } from "../../support/build.js";
 import {
   HEAD_BRANCH,
   TOKEN,
@@ -403,5 +404,21 @@ describe("baton agent process", () => {
       retryable: true,
     });
     expect(session.runner.result).toBeNull();
+  });
+
+  test("a missing environment exits 2 with one readable line per problem", async () => {
+    const entry = await ensureBuilt();
+    const child = spawn(process.execPath, [entry], {
+      env: { PATH: process.env.PATH ?? "" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toEqual([
+      "baton agent: BATON_RUNNER_URL: is not set: it must be the URL of the bot's runner API",
+      "baton agent: BATON_RUN_TOKEN: is not set: it must hold this run's token",
+    ]);
   });
 });

@@ -37,6 +37,33 @@ export async function startFakeUpstream(usage: {
     void (async () => {
       const body = JSON.parse(await bodyOf(req)) as Record<string, unknown>;
       requests.push({ path: req.url ?? "", authorization: req.headers.authorization, body });
+      if (req.url === "/v1/responses") {
+        // Responses API: usage arrives in the final `response.completed` event (or the JSON body).
+        const response = {
+          id: "resp_1",
+          object: "response",
+          model: body.model,
+          output: [],
+          usage: {
+            input_tokens: usage.prompt,
+            output_tokens: usage.completion,
+            total_tokens: usage.prompt + usage.completion,
+            input_tokens_details: { cached_tokens: usage.cached ?? 0 },
+          },
+        };
+        if (body.stream === true) {
+          res.writeHead(200, { "content-type": "text/event-stream" });
+          res.write(
+            `event: response.created\ndata: ${JSON.stringify({ type: "response.created", response: { ...response, usage: null } })}\n\n`,
+          );
+          res.end(
+            `event: response.completed\ndata: ${JSON.stringify({ type: "response.completed", response })}\n\n`,
+          );
+        } else {
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(response));
+        }
+        return;
+      }
       if (req.url !== "/v1/chat/completions") {
         res.writeHead(404).end();
         return;

@@ -17,7 +17,15 @@ import type {
 } from "../../../src/core/ports/effects.js";
 import type { GitHost } from "../../../src/core/ports/git-host.js";
 import type { TaskStore } from "../../../src/core/ports/task-store.js";
-import { newTask, newTaskId, runIdFor, type Task, type TaskId } from "../../../src/core/task.js";
+import {
+  newTask,
+  newTaskId,
+  runIdFor,
+  type Task,
+  type TaskEvent,
+  type TaskId,
+} from "../../../src/core/task.js";
+import { applyTaskEvent } from "../../../src/services/task-events.js";
 import { createMetrics, type Metrics } from "../../../src/adapters/metrics/metrics.js";
 import { createLocalExecutor } from "../../../src/adapters/local/executor.js";
 import { createRunQueue, type RunQueue } from "../../../src/adapters/queue/run-queue.js";
@@ -84,6 +92,8 @@ export interface Harness {
   startImplementTask(script: Record<string, unknown>, options?: TaskOptions): Promise<Task>;
   publishCalls: Array<{ taskId: string; attempt: number; runId: string }>;
   runControl: RunControl;
+  /** Applies a task event the way the bot does (transition, persist, effects). */
+  apply(taskId: TaskId, event: TaskEvent): Promise<unknown>;
   waitForTask(id: TaskId, predicate: (task: Task) => boolean, timeoutMs?: number): Promise<Task>;
   close(): Promise<void>;
 }
@@ -310,6 +320,7 @@ export async function createHarness(options: HarnessOptions): Promise<Harness> {
       );
     },
     runControl,
+    apply: (taskId, event) => applyTaskEvent({ store, effects }, taskId, event),
     async close() {
       for (const supervisor of supervisors) await supervisor.close({ handOff: false }).catch(() => undefined);
       for (const executor of executors) await executor.close();

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { RunSpec } from "../../../src/shared/run-spec.js";
 import { MAX_BUNDLE_BYTES } from "../../../src/shared/runner-api.js";
 import { testRedisUrl } from "../../support/redis.js";
-import { createHarness, type Harness } from "./harness.js";
+import { createHarness, MODEL, UPSTREAM_KEY, type Harness } from "./harness.js";
+import { startFakeUpstream } from "./fake-upstream.js";
 import { gitAsync, makeBareRepo, startGitServer, type GitServer } from "./git-server.js";
 
 let harness: Harness | undefined;
@@ -259,5 +260,71 @@ describe("runner API", () => {
       },
     });
     expect((await harness.records.get(runId))?.budgetExhausted).toBe("channel");
+  });
+
+  test("gateway: streams pass through intact, the Responses API is metered too, the agent's token never goes upstream", async () => {
+    const upstream = await startFakeUpstream({ prompt: 300, completion: 50, cached: 20 });
+    cleanups.push(() => upstream.close());
+    harness = await createHarness({
+      redisUrl: testRedisUrl(),
+      upstreamUrl: upstream.url,
+      policy: {
+        models: { prices: { [MODEL]: { inputPerMTok: 2, outputPerMTok: 8, cachedInputPerMTok: 1 } } },
+      },
+    });
+    const task = await harness.startPlanTask({});
+    const runId = task.runs[0]!.runId;
+    const token = await harness.tokens.mint(runId, 3600);
+
+    const chat = await post(harness, "/llm/v1/chat/completions", token, {
+      model: "gpt-4o",
+      stream: true,
+      stream_options: { include_usage: false },
+      messages: [{ role: "user", content: "hi" }],
+    });
+    expect(chat.status).toBe(200);
+    expect(chat.headers.get("content-type")).toContain("text/event-stream");
+    const text = await chat.text();
+    const data = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => l.slice(6));
+    expect(data.at(-1)).toBe("[DONE]");
+    expect(data.slice(0, -1).map((d) => (JSON.parse(d) as { choices: unknown[] }).choices.length)).toEqual([
+      1, 1, 0,
+    ]);
+
+    const responses = await post(harness, "/llm/v1/responses", token, {
+      model: "o3",
+      stream: true,
+      input: "hi",
+    });
+    expect(responses.status).toBe(200);
+    expect(await responses.text()).toContain("response.completed");
+    const plain = await post(harness, "/llm/v1/responses", token, { model: "o3", input: "hi" });
+    expect(((await plain.json()) as { usage: { input_tokens: number } }).usage.input_tokens).toBe(300);
+
+    expect(upstream.requests.map((r) => [r.path, r.body.model, r.authorization])).toEqual([
+      ["/v1/chat/completions", MODEL, `Bearer ${UPSTREAM_KEY}`],
+      ["/v1/responses", MODEL, `Bearer ${UPSTREAM_KEY}`],
+      ["/v1/responses", MODEL, `Bearer ${UPSTREAM_KEY}`],
+    ]);
+    expect(upstream.requests[0]!.body.stream_options).toEqual({ include_usage: true });
+    expect(JSON.stringify(upstream.requests)).not.toContain(token);
+
+    const perCall = (280 * 2 + 20 * 1 + 50 * 8) / 1_000_000;
+    const totals = await harness.usage.runTotals(runId);
+    expect(totals).toMatchObject({ promptTokens: 900, completionTokens: 150, cachedTokens: 60 });
+    expect(totals.costUsd).toBeCloseTo(3 * perCall, 12);
+    // Usage reaches the task as one coalesced progress event.
+    const stored = await harness.waitForTask(task.id, (t) => t.progress.usage.promptTokens === 900, 5_000);
+    expect(stored.progress.usage.completionTokens).toBe(150);
+    const today = new Date().toISOString().slice(0, 10);
+    expect(
+      Number(await harness.redis.hget(`${harness.prefix}usage:channel:C0CHAN:${today}`, "costUsd")),
+    ).toBeCloseTo(3 * perCall, 12);
+    expect(
+      Number(await harness.redis.hget(`${harness.prefix}usage:user:U0REQ:${today}`, "promptTokens")),
+    ).toBe(900);
   });
 });

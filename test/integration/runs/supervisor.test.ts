@@ -101,3 +101,134 @@ describe("run supervisor", () => {
     await second.close();
   }, 60_000);
 });
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("run supervisor: caps, shutdown, cancel, deadline, expiry", () => {
+  test("perRepo caps runs of one repository while another repository's runs proceed", async () => {
+    harness = await createHarness({
+      redisUrl: testRedisUrl(),
+      policy: { limits: { concurrentRuns: 10, perRepo: 1 } },
+    });
+    logFile = join(harness.dataDir, "agents.log");
+    const web = [];
+    for (let i = 0; i < 3; i++)
+      web.push(await harness.startPlanTask({ holdMs: 500, log: logFile }, { repo: "acme/web" }));
+    const api = await harness.startPlanTask({ holdMs: 1_200, log: logFile }, { repo: "acme/api" });
+    await harness.startSupervisor();
+    for (const task of [...web, api])
+      await harness.waitForTask(task.id, (t) => t.state === "awaiting_approval", 60_000);
+
+    const webRuns = new Set(web.map((t) => t.runs[0]!.runId));
+    const peak = (filter: (runId: string) => boolean) => {
+      const marks = logLines()
+        .map((l) => l.split(" "))
+        .filter(([, runId]) => filter(runId!))
+        .map(([kind, , at]) => ({
+          delta: kind === "start" ? 1 : kind?.startsWith("end") ? -1 : 0,
+          at: Number(at),
+        }))
+        .sort((a, b) => a.at - b.at || a.delta - b.delta);
+      let running = 0;
+      let max = 0;
+      for (const mark of marks) max = Math.max(max, (running += mark.delta));
+      return max;
+    };
+    expect(peak((runId) => webRuns.has(runId))).toBe(1);
+    expect(peak(() => true)).toBe(2);
+  }, 90_000);
+
+  test("graceful close hands held runs to another worker at once; the run is not launched again", async () => {
+    harness = await createHarness({
+      redisUrl: testRedisUrl(),
+      supervisor: { lockDurationMs: 60_000, stalledIntervalMs: 60_000 },
+    });
+    logFile = join(harness.dataDir, "agents.log");
+    const task = await harness.startPlanTask({ holdMs: 1_500, log: logFile });
+    const first = await harness.startSupervisor();
+    await waitFor("the agent to start", () => logLines().some((l) => l.startsWith("start ")) || undefined);
+    await first.close();
+    await harness.startSupervisor();
+    // Well before the 60 s lock could expire: the hand-off, not the stalled check, moved the run.
+    await harness.waitForTask(task.id, (t) => t.state === "awaiting_approval", 15_000);
+    expect(logLines().filter((l) => l.startsWith("start "))).toHaveLength(1);
+  }, 30_000);
+
+  test("cancelling a task stops its running agent and ends the run as cancelled", async () => {
+    harness = await createHarness({ redisUrl: testRedisUrl() });
+    logFile = join(harness.dataDir, "agents.log");
+    const task = await harness.startPlanTask({ holdMs: 30_000, log: logFile });
+    await harness.startSupervisor();
+    const start = await waitFor("the agent to start", () => logLines().find((l) => l.startsWith("start ")));
+    await harness.apply(task.id, {
+      type: "cancel",
+      at: new Date().toISOString(),
+      actor: { userId: "U0REQ", approver: false, admin: false },
+    });
+    const runId = task.runs[0]!.runId;
+    const record = await waitFor("the run to end", async () => {
+      const r = await harness!.records.get(runId);
+      return r?.finalized ? r : undefined;
+    });
+    expect(record.outcome).toBe("cancelled");
+    const pid = Number(start.split(" ")[3]);
+    await waitFor("the agent process to exit", () => !isAlive(pid) || undefined);
+    const stored = await harness.store.get(task.id);
+    expect(stored).toMatchObject({ state: "cancelled" });
+    expect(stored?.runs[0]?.status).toBe("cancelled");
+  }, 30_000);
+
+  test("a run over its time limit is stopped and fails with deadline_exceeded", async () => {
+    harness = await createHarness({
+      redisUrl: testRedisUrl(),
+      policy: { limits: { runTimeoutMinutes: 0.02 } },
+    });
+    logFile = join(harness.dataDir, "agents.log");
+    const task = await harness.startPlanTask({ holdMs: 30_000, log: logFile });
+    await harness.startSupervisor();
+    const failed = await harness.waitForTask(task.id, (t) => t.state === "failed", 20_000);
+    expect(failed.failure).toMatchObject({
+      code: "deadline_exceeded",
+      message: "The run hit its time limit of 1 second.",
+    });
+    const start = logLines().find((l) => l.startsWith("start "));
+    await waitFor("the agent process to exit", () => !isAlive(Number(start!.split(" ")[3])) || undefined);
+  }, 30_000);
+
+  test("on start, an agent whose run was cancelled while no worker watched is stopped (no orphan)", async () => {
+    harness = await createHarness({ redisUrl: testRedisUrl() });
+    logFile = join(harness.dataDir, "agents.log");
+    const task = await harness.startPlanTask({ holdMs: 60_000, log: logFile });
+    const first = await harness.startSupervisor();
+    const start = await waitFor("the agent to start", () => logLines().find((l) => l.startsWith("start ")));
+    await first.close({ handOff: false });
+    // The bot side cancels the run while no worker is alive.
+    await harness.runControl.cancel((await harness.store.get(task.id))!, [task.runs[0]!.runId]);
+    await harness.startSupervisor();
+    const pid = Number(start.split(" ")[3]);
+    await waitFor("the orphan to be stopped", () => !isAlive(pid) || undefined, 15_000);
+    const record = await harness.records.get(task.runs[0]!.runId);
+    expect(record).toMatchObject({ status: "ended", outcome: "cancelled" });
+  }, 30_000);
+
+  test("a plan left unapproved past approvalTimeoutHours expires", async () => {
+    harness = await createHarness({
+      redisUrl: testRedisUrl(),
+      policy: { limits: { approvalTimeoutHours: 0.0005 } },
+      supervisor: { approvalSweepMs: 100 },
+    });
+    logFile = join(harness.dataDir, "agents.log");
+    const task = await harness.startPlanTask({ log: logFile });
+    await harness.startSupervisor();
+    await harness.waitForTask(task.id, (t) => t.state === "awaiting_approval");
+    const expired = await harness.waitForTask(task.id, (t) => t.state === "expired", 15_000);
+    expect(expired.plan?.summary).toBe("the plan");
+  }, 30_000);
+});

@@ -16,7 +16,7 @@ import type { NotifyEffect } from "../../../src/core/ports/effects.js";
 import type { Effect, Task } from "../../../src/core/task.js";
 import type { Classify } from "../../../src/services/slack-context.js";
 import type { EffectRunner } from "../../../src/services/task-events.js";
-import { silentLogger } from "../../../src/shared/logger.js";
+import { createLogger, silentLogger } from "../../../src/shared/logger.js";
 import { startSlackEmulator, type SlackEmulator } from "../../emulators/slack/index.js";
 import { testRedisUrl, uniquePrefix } from "../../support/redis.js";
 
@@ -63,7 +63,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const redis = connectRedis(testRedisUrl());
   await waitForRedis(redis);
   const prefix = uniquePrefix("slack-app");
-  const logger = process.env.DBG ? (await import("../../../src/shared/logger.js")).createLogger({ level: "debug" }) : silentLogger();
+  // BATON_TEST_LOG=debug shows the app's logs while debugging a test.
+  const logLevel = process.env.BATON_TEST_LOG;
+  const logger =
+    logLevel === "debug" || logLevel === "info" ? createLogger({ level: logLevel }) : silentLogger();
   const metrics = createMetrics({ defaultMetrics: false });
   const redact = (t: string) => t;
   const store = createRedisTaskStore(redis, prefix);

@@ -195,19 +195,19 @@ describe("dedupe", () => {
       },
       "EvDUPLICATE1",
     );
-    // The thread read on the ack path is slow, so the retry lands while the first delivery is handled.
-    h.emulator.injectFault({ method: "conversations.replies", kind: "delay", delayMs: 800, times: 1 });
+    // The thread read on the ack path is slow, so the retries land while the first delivery is
+    // handled and all of them reach the same point at about the same time.
+    h.emulator.injectFault({ method: "conversations.replies", kind: "delay", delayMs: 600, times: 3 });
     const first = h.emulator.deliver(event, { kind: "event" });
-    await new Promise((r) => setTimeout(r, 150));
-    const retry = await h.emulator.deliver(event, {
-      kind: "event",
-      retryNum: 1,
-      retryReason: "http_timeout",
-    });
-    expect(retry.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+    const retries = await Promise.all([
+      h.emulator.deliver(event, { kind: "event", retryNum: 1, retryReason: "http_timeout" }),
+      h.emulator.deliver(event, { kind: "event", retryNum: 2, retryReason: "http_timeout" }),
+    ]);
+    expect(retries.map((r) => r.status)).toEqual([200, 200]);
     expect((await first).status).toBe(200);
     expect(
-      (await h.emulator.deliver(event, { kind: "event", retryNum: 2, retryReason: "http_error" })).status,
+      (await h.emulator.deliver(event, { kind: "event", retryNum: 3, retryReason: "http_error" })).status,
     ).toBe(200);
     // The same message as a `message` event (another event id) is the same request too.
     const asMessage = envelope({
@@ -226,6 +226,26 @@ describe("dedupe", () => {
     expect(
       h.runEffects.filter((r) => r.taskId === tasks[0]?.id && r.effect.type === "start_runs"),
     ).toHaveLength(1);
+  });
+
+  test("eight simultaneous deliveries of one mention make one task", async () => {
+    const ts = `${Math.floor(Date.now() / 1000)}.555555`;
+    const event = envelope(
+      {
+        type: "app_mention",
+        channel: "C0001",
+        user: "UBOB",
+        ts,
+        text: "<@UBATON> fix the cookie banner repo=acme/web",
+      },
+      "EvCONCURRENT1",
+    );
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => h.emulator.deliver(event, { kind: "event", retryNum: i })),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+    await h.app.idle();
+    expect((await h.tasksInChannel("C0001")).filter((t) => t.triggerTs === ts)).toHaveLength(1);
   });
 
   test("a failure before the task is stored answers 5xx and the retry does the work", async () => {

@@ -12,7 +12,7 @@ beforeAll(async () => {
   h = await startHarness({
     policy: {
       access: {
-        users: ["UALICE", "UBOB", "UCAROL", "UDAVE", "UERIN"],
+        users: ["UALICE", "UBOB", "UCAROL", "UDAVE", "UERIN", "UFRANK"],
         approvers: ["UAPPROVER"],
         admins: ["UADMIN"],
       },
@@ -225,6 +225,60 @@ describe("slash command", () => {
     expect(JSON.stringify(status)).toContain(task?.id);
   });
 
+  test("/baton cancel T-… refuses strangers in its answer and cancels for the requester", async () => {
+    const erin = h.emulator.user("UERIN");
+    const msg = await erin.postMessage({ channel: "C0001", text: "<@UBATON> fix the sitemap" });
+    await h.settle();
+    const task = await onlyTask("C0001", msg.ts);
+    const stranger = JSON.parse(
+      (await h.emulator.user("UBOB").slashCommand({ channel: "C0001", text: `cancel ${task.id}` })).body,
+    ) as { text: string };
+    expect(stranger.text).toContain("Only");
+    expect((await h.store.get(task.id))?.state).toBe("planning");
+    const unknown = JSON.parse(
+      (await erin.slashCommand({ channel: "C0001", text: "cancel T-ZZZZZZ" })).body,
+    ) as { text: string };
+    expect(unknown.text).toContain("can't find task T-ZZZZZZ");
+    const own = JSON.parse(
+      (await erin.slashCommand({ channel: "C0001", text: `cancel ${task.id}` })).body,
+    ) as { text: string };
+    expect(own.text).toBe(`Cancelled ${task.id}.`);
+    await h.settle();
+    expect((await h.store.get(task.id))?.state).toBe("cancelled");
+    // The status control word in the thread answers privately with the task's status.
+    const before = h.emulator.ephemerals({ user: "UERIN" }).length;
+    await erin.postMessage({ channel: "C0001", threadTs: msg.ts, text: "<@UBATON> status" });
+    await h.settle();
+    const answers = h.emulator.ephemerals({ user: "UERIN" }).slice(before);
+    expect(answers).toHaveLength(1);
+    expect(JSON.stringify(answers[0])).toContain(task.id);
+  });
+
+  test("/baton status T-… shows another channel's task only to its requester, approvers and admins", async () => {
+    const frank = h.emulator.user("UFRANK");
+    const msg = await frank.postMessage({
+      channel: "CSECRET",
+      text: "<@UBATON> fix the payroll export repo=acme/web",
+    });
+    await h.settle();
+    const task = await onlyTask("CSECRET", msg.ts);
+    const elsewhere = async (user: string) =>
+      JSON.stringify(
+        JSON.parse(
+          (await h.emulator.user(user).slashCommand({ channel: "C0001", text: `status ${task.id}` })).body,
+        ),
+      );
+    expect(await elsewhere("UBOB")).toContain(`I can't find task ${task.id}`);
+    expect(await elsewhere("UFRANK")).not.toContain("can't find");
+    expect(await elsewhere("UAPPROVER")).not.toContain("can't find");
+    const sameChannel = JSON.stringify(
+      JSON.parse(
+        (await h.emulator.user("UBOB").slashCommand({ channel: "CSECRET", text: `status ${task.id}` })).body,
+      ),
+    );
+    expect(sameChannel).not.toContain("can't find");
+  });
+
   test("a spent channel budget refuses new requests", async () => {
     h.spend.channel.set("CBUDGET", 5.01);
     const carol = h.emulator.user("UCAROL");
@@ -280,6 +334,11 @@ describe("reactions and buttons", () => {
       text: "Search returns duplicates since Tuesday",
     });
     await h.app.idle();
+    // A stranger's 🛠 is refused privately and does not block the people who may ask.
+    await h.emulator.user("UMALLORY").react({ channel: "C0001", ts: report.ts, name: "hammer_and_wrench" });
+    await h.settle();
+    expect((await h.tasksInChannel("C0001")).filter((t) => t.threadTs === report.ts)).toEqual([]);
+    expect(h.emulator.ephemerals({ user: "UMALLORY" }).at(-1)?.text).toContain("not on Baton's list");
     await Promise.all([
       h.emulator.user("UDAVE").react({ channel: "C0001", ts: report.ts, name: "hammer_and_wrench" }),
       h.emulator.user("UERIN").react({ channel: "C0001", ts: report.ts, name: "hammer_and_wrench" }),
@@ -331,14 +390,12 @@ describe("reactions and buttons", () => {
     expect(JSON.stringify(picker?.blocks)).toContain(ACTION_IDS.repoPick);
     expect(JSON.stringify(picker?.blocks)).toContain(`${task.id}:acme/api`);
     // Someone else's choice does nothing.
-    await h.emulator
-      .user("UERIN")
-      .selectOption({
-        channel: "CPICK",
-        actionId: ACTION_IDS.repoPick,
-        value: `${task.id}:acme/web`,
-        ephemeral: true,
-      });
+    await h.emulator.user("UERIN").selectOption({
+      channel: "CPICK",
+      actionId: ACTION_IDS.repoPick,
+      value: `${task.id}:acme/web`,
+      ephemeral: true,
+    });
     await h.settle();
     expect((await h.store.get(task.id))?.repo).toBeUndefined();
     await dave.selectOption({

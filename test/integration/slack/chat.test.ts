@@ -6,6 +6,7 @@ import { RateLimitedError, UnknownOutcomeError } from "../../../src/core/ports/c
 import { createRedactor } from "../../../src/core/redact.js";
 import { silentLogger } from "../../../src/shared/logger.js";
 import { startSlackEmulator, type SlackEmulator } from "../../emulators/slack/index.js";
+import { freePort } from "../../support/free-port.js";
 
 const SECRET = "sk-test-abcdefghijklmnopqrstuvwxyz0123";
 
@@ -30,10 +31,15 @@ afterEach(async () => {
   await emu.close();
 });
 
-async function counter(name: "baton_slack_api_calls_total" | "baton_slack_rate_limited_total", labels: Record<string, string>) {
+async function counter(
+  name: "baton_slack_api_calls_total" | "baton_slack_rate_limited_total",
+  labels: Record<string, string>,
+) {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const values = (metric?.values ?? []) as { labels: Record<string, string>; value: number }[];
-  return values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((a, v) => a + v.value, 0);
+  return values
+    .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+    .reduce((a, v) => a + v.value, 0);
 }
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -53,7 +59,10 @@ describe("Slack chat adapter", () => {
       threadTs: root.ts,
       text: `token ${SECRET} <!channel>`,
       blocks: [{ type: "section", text: { type: "mrkdwn", text: `key=${SECRET} <!here>` } }],
-      metadata: { event_type: "baton_message", event_payload: { task_id: "T-AAAAAA", kind: "status", key: "k1" } },
+      metadata: {
+        event_type: "baton_message",
+        event_payload: { task_id: "T-AAAAAA", kind: "status", key: "k1" },
+      },
     });
     const stored = emu.message("CCHAT", ts)!;
     expect(stored).toMatchObject({ threadTs: root.ts, unfurlLinks: false, unfurlMedia: false });
@@ -61,11 +70,16 @@ describe("Slack chat adapter", () => {
     expect(JSON.stringify(stored)).not.toContain("<!channel>");
     expect(JSON.stringify(stored)).not.toContain("<!here>");
     expect(stored.text).toContain("[REDACTED]");
-    expect(stored.metadata).toEqual({ event_type: "baton_message", event_payload: { task_id: "T-AAAAAA", kind: "status", key: "k1" } });
+    expect(stored.metadata).toEqual({
+      event_type: "baton_message",
+      event_payload: { task_id: "T-AAAAAA", kind: "status", key: "k1" },
+    });
 
     await chat.updateMessage({ channel: "CCHAT", ts, text: `now ${SECRET}` });
     expect(emu.message("CCHAT", ts)?.text).toBe("now [REDACTED]");
-    expect(await counter("baton_slack_api_calls_total", { method: "chat.postMessage", outcome: "ok" })).toBe(2);
+    expect(await counter("baton_slack_api_calls_total", { method: "chat.postMessage", outcome: "ok" })).toBe(
+      2,
+    );
   });
 
   test("429 becomes RateLimitedError with Retry-After, counted", async () => {
@@ -80,14 +94,20 @@ describe("Slack chat adapter", () => {
 
   test("a lost or 5xx answer to chat.postMessage is an unknown outcome; other methods fail plainly", async () => {
     emu.injectFault({ method: "chat.postMessage", kind: "drop_response" });
-    expect(await caught(chat.postMessage({ channel: "CLOST", text: "maybe" }))).toBeInstanceOf(UnknownOutcomeError);
+    expect(await caught(chat.postMessage({ channel: "CLOST", text: "maybe" }))).toBeInstanceOf(
+      UnknownOutcomeError,
+    );
     expect(emu.messages("CLOST").map((m) => m.text)).toEqual(["maybe"]);
 
     emu.injectFault({ method: "chat.postMessage", kind: "500" });
-    expect(await caught(chat.postMessage({ channel: "CLOST", text: "again" }))).toBeInstanceOf(UnknownOutcomeError);
+    expect(await caught(chat.postMessage({ channel: "CLOST", text: "again" }))).toBeInstanceOf(
+      UnknownOutcomeError,
+    );
 
     emu.injectFault({ method: "chat.postMessage", kind: "delay", delayMs: 3000 });
-    expect(await caught(chat.postMessage({ channel: "CLOST", text: "slow" }))).toBeInstanceOf(UnknownOutcomeError);
+    expect(await caught(chat.postMessage({ channel: "CLOST", text: "slow" }))).toBeInstanceOf(
+      UnknownOutcomeError,
+    );
 
     const ts = emu.messages("CLOST")[0]!.ts;
     emu.injectFault({ method: "chat.update", kind: "500" });
@@ -97,6 +117,19 @@ describe("Slack chat adapter", () => {
 
     const refused = await caught(chat.postMessage({ channel: "nowhere", text: "x" }));
     expect(refused).toMatchObject({ code: "channel_not_found", transient: false });
+  });
+
+  test("no connection at all is a plain transient failure: nothing can have been posted", async () => {
+    const closed = createSlackChat({
+      token: emu.botToken,
+      apiUrl: `http://127.0.0.1:${await freePort()}/api/`,
+      logger: silentLogger(),
+      metrics,
+      redact: (t) => t,
+    });
+    const error = await caught(closed.postMessage({ channel: "CX", text: "x" }));
+    expect(error).toBeInstanceOf(SlackApiError);
+    expect(error).toMatchObject({ code: "unreachable", transient: true });
   });
 
   test("reactions are ensured; threads are read oldest first within the limit", async () => {
@@ -123,7 +156,10 @@ describe("Slack chat adapter", () => {
       channel: "CTAG",
       threadTs: root,
       text: "status",
-      metadata: { event_type: "baton_message", event_payload: { task_id: "T-BBBBBB", kind: "status", key: "T-BBBBBB:status" } },
+      metadata: {
+        event_type: "baton_message",
+        event_payload: { task_id: "T-BBBBBB", kind: "status", key: "T-BBBBBB:status" },
+      },
     });
     await chat.postMessage({
       channel: "CTAG",
@@ -131,9 +167,19 @@ describe("Slack chat adapter", () => {
       text: "other",
       metadata: { event_type: "something_else", event_payload: { x: 1 } },
     });
-    const found = await chat.findTaggedMessages({ channel: "CTAG", threadTs: root, eventType: "baton_message" });
+    const found = await chat.findTaggedMessages({
+      channel: "CTAG",
+      threadTs: root,
+      eventType: "baton_message",
+    });
     expect(found).toEqual([
-      { ts: tagged.ts, metadata: { event_type: "baton_message", event_payload: { task_id: "T-BBBBBB", kind: "status", key: "T-BBBBBB:status" } } },
+      {
+        ts: tagged.ts,
+        metadata: {
+          event_type: "baton_message",
+          event_payload: { task_id: "T-BBBBBB", kind: "status", key: "T-BBBBBB:status" },
+        },
+      },
     ]);
   });
 
@@ -152,10 +198,15 @@ describe("Slack chat adapter", () => {
     expect(await chat.permalink({ channel: "CMISC", ts })).toContain("/archives/CMISC/p");
     expect(await chat.permalink({ channel: "CMISC", ts: "1.000000" })).toBeUndefined();
 
-    await chat.publishHome({ userId: "UBOB", blocks: [{ type: "section", text: { type: "mrkdwn", text: `hi ${SECRET}` } }] });
+    await chat.publishHome({
+      userId: "UBOB",
+      blocks: [{ type: "section", text: { type: "mrkdwn", text: `hi ${SECRET}` } }],
+    });
     expect(JSON.stringify(emu.homeViews("UBOB"))).toContain("hi [REDACTED]");
 
     await chat.postEphemeral({ channel: "CMISC", user: "UBOB", threadTs: ts, text: "just you" });
-    expect(emu.ephemerals({ user: "UBOB" })).toEqual([expect.objectContaining({ text: "just you", threadTs: ts })]);
+    expect(emu.ephemerals({ user: "UBOB" })).toEqual([
+      expect.objectContaining({ text: "just you", threadTs: ts }),
+    ]);
   });
 });

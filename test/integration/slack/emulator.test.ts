@@ -5,7 +5,11 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SocketModeClient } from "@slack/socket-mode";
 import { LogLevel, WebClient } from "@slack/web-api";
-import { startSlackEmulator, type SlackEmulator, type SlackEmulatorOptions } from "../../emulators/slack/index.js";
+import {
+  startSlackEmulator,
+  type SlackEmulator,
+  type SlackEmulatorOptions,
+} from "../../emulators/slack/index.js";
 import { verifySlackSignature } from "../../support/slack-signer.js";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -34,7 +38,10 @@ interface Received {
 }
 
 /** A receiver standing in for the app: records and checks every signed request. */
-async function receiver(secret: string, answer: (r: Received) => { status: number; body: string } = () => ({ status: 200, body: "" })) {
+async function receiver(
+  secret: string,
+  answer: (r: Received) => { status: number; body: string } = () => ({ status: 200, body: "" }),
+) {
   const received: (Received & { valid: boolean })[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -53,7 +60,9 @@ async function receiver(secret: string, answer: (r: Received) => { status: numbe
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/slack/events`, received };
 }
 
-async function rejection(p: Promise<unknown>): Promise<{ code?: string; data?: { error?: string }; retryAfter?: number }> {
+async function rejection(
+  p: Promise<unknown>,
+): Promise<{ code?: string; data?: { error?: string }; retryAfter?: number }> {
   try {
     await p;
   } catch (error) {
@@ -77,7 +86,9 @@ describe("Slack emulator: Web API", () => {
     const web = client(emu);
     const alice = emu.user("UALICE", { name: "alice" });
     emu.channel("CWORK", { name: "work" });
-    const { ts: rootTs } = await alice.postMessage({ channel: "CWORK", text: "the build is red" }).catch(() => ({ ts: "" }));
+    const { ts: rootTs } = await alice
+      .postMessage({ channel: "CWORK", text: "the build is red" })
+      .catch(() => ({ ts: "" }));
     // No events URL: the user's message is stored, delivery fails loudly.
     expect(rootTs).toBe("");
     const root = emu.messages("CWORK")[0]!;
@@ -105,7 +116,11 @@ describe("Slack emulator: Web API", () => {
       edits: [expect.objectContaining({ text: "status" })],
     });
 
-    const withMeta = await web.conversations.replies({ channel: "CWORK", ts: root.ts, include_all_metadata: true });
+    const withMeta = await web.conversations.replies({
+      channel: "CWORK",
+      ts: root.ts,
+      include_all_metadata: true,
+    });
     expect(withMeta.messages?.map((m) => [m.ts, m.text])).toEqual([
       [root.ts, "the build is red"],
       [ts, "status v2"],
@@ -118,7 +133,9 @@ describe("Slack emulator: Web API", () => {
     expect(withoutMeta.messages?.[1]?.metadata).toBeUndefined();
 
     await web.reactions.add({ channel: "CWORK", timestamp: ts, name: "white_check_mark" });
-    const again = await rejection(web.reactions.add({ channel: "CWORK", timestamp: ts, name: "white_check_mark" }));
+    const again = await rejection(
+      web.reactions.add({ channel: "CWORK", timestamp: ts, name: "white_check_mark" }),
+    );
     expect(again.data?.error).toBe("already_reacted");
     expect(emu.reactions("CWORK", ts)).toEqual([{ name: "white_check_mark", users: [emu.botUserId] }]);
 
@@ -130,25 +147,61 @@ describe("Slack emulator: Web API", () => {
     expect(history.messages?.[0]?.reply_count).toBe(1);
   });
 
+  test("only the bot's own messages can be edited; triggers expire; unknown methods are refused", async () => {
+    let now = 1_700_000_000_000;
+    const emu = await emulator({ clock: () => now, triggerTtlMs: 3000 });
+    const app = await receiver(emu.signingSecret);
+    emu.setEventsUrl(app.url);
+    const web = client(emu);
+    const { ts } = await emu.user("UERIN").postMessage({ channel: "CEDIT", text: "mine" });
+    const notMine = await rejection(web.chat.update({ channel: "CEDIT", ts, text: "hijacked" }));
+    expect(notMine.data?.error).toBe("cant_update_message");
+    expect(emu.message("CEDIT", ts)?.text).toBe("mine");
+
+    await emu.user("UERIN").slashCommand({ channel: "CEDIT", text: "x" });
+    const triggerId = new URLSearchParams(app.received.at(-1)!.body).get("trigger_id")!;
+    now += 3001;
+    const view = { type: "modal" as const, title: { type: "plain_text" as const, text: "x" }, blocks: [] };
+    const expired = await rejection(web.views.open({ trigger_id: triggerId, view }));
+    expect(expired.data?.error).toBe("expired_trigger_id");
+
+    const unknown = await rejection(web.apiCall("chat.teleport", {}));
+    expect(unknown.data?.error).toBe("unknown_method");
+  });
+
   test("payload limits and unknown channels", async () => {
     const emu = await emulator({ autoCreateChannels: false });
     const web = client(emu);
     emu.channel("CLIM");
     const errorOf = async (p: Promise<unknown>) => (await rejection(p)).data?.error;
-    expect(await errorOf(web.chat.postMessage({ channel: "CLIM", text: "x".repeat(40_001) }))).toBe("msg_too_long");
+    expect(await errorOf(web.chat.postMessage({ channel: "CLIM", text: "x".repeat(40_001) }))).toBe(
+      "msg_too_long",
+    );
     const blocks = Array.from({ length: 51 }, () => ({ type: "divider" }));
-    expect(await errorOf(web.chat.postMessage({ channel: "CLIM", text: "t", blocks }))).toBe("invalid_blocks");
+    expect(await errorOf(web.chat.postMessage({ channel: "CLIM", text: "t", blocks }))).toBe(
+      "invalid_blocks",
+    );
     const longSection = [{ type: "section", text: { type: "mrkdwn", text: "y".repeat(3001) } }];
-    expect(await errorOf(web.chat.postMessage({ channel: "CLIM", text: "t", blocks: longSection }))).toBe("invalid_blocks");
+    expect(await errorOf(web.chat.postMessage({ channel: "CLIM", text: "t", blocks: longSection }))).toBe(
+      "invalid_blocks",
+    );
     expect(await errorOf(web.chat.postMessage({ channel: "CNOPE", text: "t" }))).toBe("channel_not_found");
-    expect(await errorOf(web.chat.update({ channel: "CLIM", ts: "1.000001", text: "t" }))).toBe("message_not_found");
-    const ok = await web.chat.postMessage({ channel: "CLIM", text: "x".repeat(40_000), blocks: blocks.slice(1) });
+    expect(await errorOf(web.chat.update({ channel: "CLIM", ts: "1.000001", text: "t" }))).toBe(
+      "message_not_found",
+    );
+    const ok = await web.chat.postMessage({
+      channel: "CLIM",
+      text: "x".repeat(40_000),
+      blocks: blocks.slice(1),
+    });
     expect(ok.ok).toBe(true);
     expect(emu.messages("CLIM")).toHaveLength(1);
   });
 
   test("rate limits answer 429 with Retry-After and count ignored ones", async () => {
-    const emu = await emulator({ rateLimits: { "chat.update": { max: 3, windowMs: 60_000, scope: "workspace" } } });
+    const emu = await emulator({
+      rateLimits: { "chat.update": { max: 3, windowMs: 60_000, scope: "workspace" } },
+    });
     const web = client(emu);
     const { ts } = await web.chat.postMessage({ channel: "CRATE", text: "s" });
     for (let i = 0; i < 3; i++) await web.chat.update({ channel: "CRATE", ts: ts!, text: `s${i}` });
@@ -164,7 +217,10 @@ describe("Slack emulator: Web API", () => {
 
   test("chat.postMessage is limited per channel", async () => {
     let now = 1_700_000_000_000;
-    const emu = await emulator({ clock: () => now, rateLimits: { "chat.postMessage": { max: 2, windowMs: 1000, scope: "channel" } } });
+    const emu = await emulator({
+      clock: () => now,
+      rateLimits: { "chat.postMessage": { max: 2, windowMs: 1000, scope: "channel" } },
+    });
     const web = client(emu);
     await web.chat.postMessage({ channel: "CONE", text: "1" });
     await web.chat.postMessage({ channel: "CONE", text: "2" });
@@ -203,11 +259,17 @@ describe("Slack emulator: Web API", () => {
     const emu = await emulator();
     const web = client(emu);
     const { ts: root } = await web.chat.postMessage({ channel: "CPAGE", text: "root" });
-    for (let i = 0; i < 4; i++) await web.chat.postMessage({ channel: "CPAGE", thread_ts: root!, text: `r${i}` });
+    for (let i = 0; i < 4; i++)
+      await web.chat.postMessage({ channel: "CPAGE", thread_ts: root!, text: `r${i}` });
     const texts: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await web.conversations.replies({ channel: "CPAGE", ts: root!, limit: 2, ...(cursor ? { cursor } : {}) });
+      const page = await web.conversations.replies({
+        channel: "CPAGE",
+        ts: root!,
+        limit: 2,
+        ...(cursor ? { cursor } : {}),
+      });
       texts.push(...(page.messages ?? []).map((m) => m.text ?? ""));
       cursor = page.response_metadata?.next_cursor || undefined;
     } while (cursor);
@@ -218,14 +280,21 @@ describe("Slack emulator: Web API", () => {
     const emu = await emulator();
     const web = client(emu);
     emu.user("UBOB", { name: "bob" });
-    expect((await web.users.info({ user: "UBOB" })).user).toMatchObject({ id: "UBOB", name: "bob", is_bot: false });
+    expect((await web.users.info({ user: "UBOB" })).user).toMatchObject({
+      id: "UBOB",
+      name: "bob",
+      is_bot: false,
+    });
     expect((await rejection(web.users.info({ user: "UNOBODY" }))).data?.error).toBe("user_not_found");
     await web.chat.postEphemeral({ channel: "CEPH", user: "UBOB", text: "only you" });
     expect(emu.ephemerals({ user: "UBOB" }).map((e) => e.text)).toEqual(["only you"]);
     await web.views.publish({ user_id: "UBOB", view: { type: "home", blocks: [{ type: "divider" }] } });
     expect(emu.homeViews("UBOB")).toEqual([{ type: "home", blocks: [{ type: "divider" }] }]);
     const badTrigger = await rejection(
-      web.views.open({ trigger_id: "nope", view: { type: "modal", title: { type: "plain_text", text: "x" }, blocks: [] } }),
+      web.views.open({
+        trigger_id: "nope",
+        view: { type: "modal", title: { type: "plain_text", text: "x" }, blocks: [] },
+      }),
     );
     expect(badTrigger.data?.error).toBe("invalid_trigger_id");
   });
@@ -241,13 +310,20 @@ describe("Slack emulator: acting as users", () => {
     const posted = await carol.postMessage({ channel: "CUSR", text: `<@${emu.botUserId}> fix the build` });
     expect(posted.delivery.map((d) => d.status)).toEqual([200, 200]);
     const [messageEvt, mentionEvt] = app.received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-    expect(messageEvt).toMatchObject({ type: "event_callback", team_id: emu.teamId, event: { type: "message", ts: posted.ts, user: "UCAROL" } });
+    expect(messageEvt).toMatchObject({
+      type: "event_callback",
+      team_id: emu.teamId,
+      event: { type: "message", ts: posted.ts, user: "UCAROL" },
+    });
     expect(mentionEvt).toMatchObject({ event: { type: "app_mention", ts: posted.ts, channel: "CUSR" } });
     expect(messageEvt!.event_id).not.toBe(mentionEvt!.event_id);
 
     const reply = await carol.postMessage({ channel: "CUSR", threadTs: posted.ts, text: "more context" });
     expect(reply.delivery).toHaveLength(1);
-    expect(JSON.parse(app.received[2]!.body).event).toMatchObject({ thread_ts: posted.ts, parent_user_id: "UCAROL" });
+    expect(JSON.parse(app.received[2]!.body).event).toMatchObject({
+      thread_ts: posted.ts,
+      parent_user_id: "UCAROL",
+    });
 
     await carol.react({ channel: "CUSR", ts: posted.ts, name: "hammer_and_wrench" });
     expect(JSON.parse(app.received[3]!.body).event).toMatchObject({
@@ -264,13 +340,24 @@ describe("Slack emulator: acting as users", () => {
     expect(command.get("text")).toBe("help");
     expect(command.get("user_id")).toBe("UCAROL");
     const responseUrl = command.get("response_url")!;
-    await fetch(responseUrl, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: "usage" }) });
+    await fetch(responseUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "usage" }),
+    });
     expect(emu.responses()).toEqual([{ url: responseUrl, body: { text: "usage" } }]);
 
     const web = client(emu);
-    const { ts: planTs } = await web.chat.postMessage({ channel: "CUSR", thread_ts: posted.ts, text: "plan" });
+    const { ts: planTs } = await web.chat.postMessage({
+      channel: "CUSR",
+      thread_ts: posted.ts,
+      text: "plan",
+    });
     await carol.clickButton({ channel: "CUSR", messageTs: planTs!, actionId: "approve", value: "T-ABC123" });
-    const click = JSON.parse(new URLSearchParams(app.received[5]!.body).get("payload")!) as Record<string, unknown>;
+    const click = JSON.parse(new URLSearchParams(app.received[5]!.body).get("payload")!) as Record<
+      string,
+      unknown
+    >;
     expect(click).toMatchObject({
       type: "block_actions",
       user: { id: "UCAROL" },
@@ -283,7 +370,11 @@ describe("Slack emulator: acting as users", () => {
     expect(emu.openedViews()).toHaveLength(1);
 
     await carol.openHome();
-    expect(JSON.parse(app.received[6]!.body).event).toMatchObject({ type: "app_home_opened", user: "UCAROL", tab: "home" });
+    expect(JSON.parse(app.received[6]!.body).event).toMatchObject({
+      type: "app_home_opened",
+      user: "UCAROL",
+      tab: "home",
+    });
     expect(app.received.every((r) => r.valid)).toBe(true);
   });
 
@@ -293,17 +384,26 @@ describe("Slack emulator: acting as users", () => {
     emu.setEventsUrl(app.url);
     const alerts = emu.user("UALERTS", { isBot: true, name: "alerts" });
     await alerts.postMessage({ channel: "CBOT", text: "ERROR: payments down" });
-    expect(JSON.parse(app.received[0]!.body).event).toMatchObject({ bot_id: "BALERTS", subtype: "bot_message" });
+    expect(JSON.parse(app.received[0]!.body).event).toMatchObject({
+      bot_id: "BALERTS",
+      subtype: "bot_message",
+    });
     await client(emu).chat.postMessage({ channel: "CBOT", text: "hello from baton" });
     await emu.waitFor(() => app.received.length === 2);
-    expect(JSON.parse(app.received[1]!.body).event).toMatchObject({ user: emu.botUserId, bot_id: emu.botId, text: "hello from baton" });
+    expect(JSON.parse(app.received[1]!.body).event).toMatchObject({
+      user: emu.botUserId,
+      bot_id: emu.botId,
+      text: "hello from baton",
+    });
   });
 
   test("forged signatures, stale timestamps, retries and url_verification", async () => {
     const emu = await emulator();
     const app = await receiver(emu.signingSecret, (r) => {
       const body = JSON.parse(r.body) as { type?: string; challenge?: string };
-      return body.type === "url_verification" ? { status: 200, body: body.challenge ?? "" } : { status: 200, body: "" };
+      return body.type === "url_verification"
+        ? { status: 200, body: body.challenge ?? "" }
+        : { status: 200, body: "" };
     });
     emu.setEventsUrl(app.url);
     const payload = { type: "event_callback", event: { type: "message" }, event_id: "Ev1" };
@@ -327,13 +427,19 @@ describe("Slack emulator: Socket Mode", () => {
       logLevel: LogLevel.ERROR,
     });
     const seen: string[] = [];
-    socket.on("app_mention", async ({ ack, event }: { ack: () => Promise<void>; event: { text: string } }) => {
-      seen.push(event.text);
-      await ack();
-    });
-    socket.on("slash_commands", async ({ ack, body }: { ack: (r?: unknown) => Promise<void>; body: { text: string } }) => {
-      await ack({ text: `you said ${body.text}` });
-    });
+    socket.on(
+      "app_mention",
+      async ({ ack, event }: { ack: () => Promise<void>; event: { text: string } }) => {
+        seen.push(event.text);
+        await ack();
+      },
+    );
+    socket.on(
+      "slash_commands",
+      async ({ ack, body }: { ack: (r?: unknown) => Promise<void>; body: { text: string } }) => {
+        await ack({ text: `you said ${body.text}` });
+      },
+    );
     await socket.start();
     cleanups.push(() => socket.disconnect());
     await emu.waitFor(() => emu.socket.connected());

@@ -4,16 +4,22 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createMetrics } from "../../../src/adapters/metrics/metrics.js";
 import { createRedisClaims } from "../../../src/adapters/redis/claims.js";
-import { connectRedis, type Redis } from "../../../src/adapters/redis/connection.js";
+import { connectRedis, waitForRedis, type Redis } from "../../../src/adapters/redis/connection.js";
 import { createRedisTaskStore } from "../../../src/adapters/redis/task-store.js";
 import { createSlackChat } from "../../../src/adapters/slack/chat.js";
 import { createNotifier, type Notifier, type NotifierLimits } from "../../../src/adapters/slack/notifier.js";
+import { createRedisRateBudget } from "../../../src/adapters/slack/notifier/shared-budget.js";
 import type { TaskStore } from "../../../src/core/ports/task-store.js";
 import { createRedactor } from "../../../src/core/redact.js";
 import { newTask, type Task, type TaskId, type TaskState } from "../../../src/core/task.js";
 import { updateTask } from "../../../src/services/task-events.js";
 import { silentLogger } from "../../../src/shared/logger.js";
-import { startSlackEmulator, type EmulatedMessage, type SlackEmulator, type SlackEmulatorOptions } from "../../emulators/slack/index.js";
+import {
+  startSlackEmulator,
+  type EmulatedMessage,
+  type SlackEmulator,
+  type SlackEmulatorOptions,
+} from "../../emulators/slack/index.js";
 import { testRedisUrl, uniquePrefix } from "../../support/redis.js";
 
 let redis: Redis;
@@ -22,6 +28,7 @@ let sinkUrl: string;
 
 beforeAll(async () => {
   redis = connectRedis(testRedisUrl());
+  await waitForRedis(redis);
   // Stands in for the app: user actions in these tests only need to be stored by the emulator.
   sink = createServer((_req, res) => res.end(""));
   await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", () => resolve()));
@@ -41,7 +48,7 @@ interface World {
   emu: SlackEmulator;
   store: TaskStore;
   prefix: string;
-  notifier(limits?: Partial<NotifierLimits>): Notifier;
+  notifier(limits?: Partial<NotifierLimits>, options?: { sharedBudget?: boolean }): Notifier;
   /** A task in the store whose thread is a user's message in `channel`. */
   task(channel: string, patch?: Partial<Task>): Promise<Task>;
   /** Persists a change and returns the stored task (what effects receive). */
@@ -61,7 +68,7 @@ async function world(emuOptions: SlackEmulatorOptions = {}): Promise<World> {
     emu,
     store,
     prefix,
-    notifier(limits = {}) {
+    notifier(limits = {}, options = {}) {
       const redact = createRedactor([]);
       const chat = createSlackChat({
         token: emu.botToken,
@@ -79,6 +86,7 @@ async function world(emuOptions: SlackEmulatorOptions = {}): Promise<World> {
         logger: silentLogger(),
         redact,
         limits: { statusMinIntervalMs: 0, unknownOutcomeChecksMs: [100, 300], peerWaitMs: 3000, ...limits },
+        ...(options.sharedBudget ? { sharedBudget: createRedisRateBudget(redis, prefix) } : {}),
       });
       cleanups.push(() => notifier.close({ timeoutMs: 2000 }));
       return notifier;
@@ -86,7 +94,8 @@ async function world(emuOptions: SlackEmulatorOptions = {}): Promise<World> {
     async task(channel, patch = {}) {
       const { ts } = await requester.postMessage({ channel, text: "please fix the flaky test" });
       idCounter += 1;
-      const id = `T-${String(idCounter).padStart(2, "0")}${Math.random().toString(36).slice(2, 6).toUpperCase().padEnd(4, "0")}` as TaskId;
+      const id =
+        `T-${String(idCounter).padStart(2, "0")}${Math.random().toString(36).slice(2, 6).toUpperCase().padEnd(4, "0")}` as TaskId;
       const task = newTask({
         id,
         now: new Date().toISOString(),
@@ -103,24 +112,28 @@ async function world(emuOptions: SlackEmulatorOptions = {}): Promise<World> {
       return store.create({ ...task, ...patch });
     },
     async change(id, patch) {
-      const stored = await updateTask(store, id, (t) => ({ ...t, ...patch, updatedAt: new Date().toISOString() }));
+      const stored = await updateTask(store, id, (t) => ({
+        ...t,
+        ...patch,
+        updatedAt: new Date().toISOString(),
+      }));
       if (!stored) throw new Error(`no task ${id}`);
       return stored;
     },
     statusMessages(task) {
-      return emu
-        .messages(task.channelId, task.threadTs)
-        .filter((m) => kindOf(m) === "status");
+      return emu.messages(task.channelId, task.threadTs).filter((m) => kindOf(m) === "status");
     },
   };
 }
 
-const kindOf = (m: EmulatedMessage): string | undefined => (m.metadata?.event_payload as { kind?: string } | undefined)?.kind;
+const kindOf = (m: EmulatedMessage): string | undefined =>
+  (m.metadata?.event_payload as { kind?: string } | undefined)?.kind;
 
 const steps = (n: number, done: number) =>
   Array.from({ length: n }, (_, i) => ({
     step: `step ${i + 1}`,
-    status: (i < done ? "completed" : i === done ? "in_progress" : "pending") as "completed" | "in_progress" | "pending",
+    status: (i < done ? "completed" : i === done ? "in_progress" : "pending") as
+      "completed" | "in_progress" | "pending",
   }));
 
 describe("Notifier", () => {
@@ -179,7 +192,9 @@ describe("Notifier", () => {
     expect((await w.store.get(task.id))!.slack.resultTs).toBe(result.ts);
     // The status message keeps its ts and now shows the pull request.
     expect(JSON.stringify(w.emu.message("CFLOW", status!.ts)!.blocks)).toContain("#17");
-    expect(thread.every((m) => m.user !== w.emu.botUserId || (m.unfurlLinks === false && m.unfurlMedia === false))).toBe(true);
+    expect(
+      thread.every((m) => m.user !== w.emu.botUserId || (m.unfurlLinks === false && m.unfurlMedia === false)),
+    ).toBe(true);
   });
 
   test("a lost answer to chat.postMessage still leaves exactly one status message", async () => {
@@ -195,7 +210,11 @@ describe("Notifier", () => {
     expect((await w.store.get(task.id))?.slack.statusTs).toBe(statuses[0]!.ts);
 
     // The same for a result whose answer is lost, followed by a redelivery of the effect.
-    const done = await w.change(task.id, { state: "failed", failure: { code: "x", message: "The agent crashed." }, launch: 1 });
+    const done = await w.change(task.id, {
+      state: "failed",
+      failure: { code: "x", message: "The agent crashed." },
+      launch: 1,
+    });
     w.emu.injectFault({ method: "chat.postMessage", kind: "drop_response" });
     await notifier.handle(done, { type: "post_result" });
     await notifier.handle(done, { type: "post_result" });
@@ -212,7 +231,10 @@ describe("Notifier", () => {
     for (let round = 0; round < 5; round++) {
       const task = await w.task("CRACE");
       const next = await w.change(task.id, { state: "planning" });
-      await Promise.all([a.handle(task, { type: "update_status" }), b.handle(next, { type: "update_status" })]);
+      await Promise.all([
+        a.handle(task, { type: "update_status" }),
+        b.handle(next, { type: "update_status" }),
+      ]);
       await Promise.all([a.flush(), b.flush()]);
       const statuses = w.statusMessages(task);
       expect(statuses).toHaveLength(1);
@@ -221,6 +243,25 @@ describe("Notifier", () => {
       expect(statuses[0]!.text + JSON.stringify(statuses[0]!.blocks)).toMatch(/lanning/);
     }
   });
+
+  test("a busy channel does not make a waiting replica take over a claimed post", async () => {
+    const w = await world({
+      rateLimits: { "chat.postMessage": { max: 1, windowMs: 300, scope: "channel" } },
+    });
+    // Posting in this channel takes ~300 ms a message, so the last status waits far longer than
+    // the peers' patience (peerWaitMs): only claims taken at posting time keep that safe.
+    const limits = { postMessagePerChannel: { max: 1, windowMs: 300 }, peerWaitMs: 600 };
+    const a = w.notifier(limits, { sharedBudget: true });
+    const b = w.notifier(limits, { sharedBudget: true });
+    const tasks: Task[] = [];
+    for (let i = 0; i < 8; i++) tasks.push(await w.task("CBUSY"));
+    await Promise.all(
+      tasks.flatMap((t) => [a.handle(t, { type: "update_status" }), b.handle(t, { type: "update_status" })]),
+    );
+    await Promise.all([a.flush(), b.flush()]);
+    for (const t of tasks) expect(w.statusMessages(t)).toHaveLength(1);
+    expect(w.emu.stats().rateLimited).toBe(0);
+  }, 30_000);
 
   test("Retry-After is honoured", async () => {
     const w = await world();
@@ -251,7 +292,11 @@ describe("Notifier", () => {
         "chat.postMessage": { max: 1, windowMs: 250, scope: "channel" },
       },
     });
-    const notifier = w.notifier({ chatUpdate, postMessagePerChannel: { max: 1, windowMs: 250 }, statusMinIntervalMs: 100 });
+    const notifier = w.notifier({
+      chatUpdate,
+      postMessagePerChannel: { max: 1, windowMs: 250 },
+      statusMinIntervalMs: 100,
+    });
     const channels = ["CLOADA", "CLOADB", "CLOADC", "CLOADD"];
     const tasks: Task[] = [];
     for (let i = 0; i < 20; i++) tasks.push(await w.task(channels[i % channels.length]!));
@@ -279,12 +324,22 @@ describe("Notifier", () => {
           state,
           launch: 1,
           ...(state === "pr_opened"
-            ? { pr: { number: 100 + i, url: `https://github.com/acme/web/pull/${100 + i}`, headBranch: "baton/x", attempt: 1 } }
+            ? {
+                pr: {
+                  number: 100 + i,
+                  url: `https://github.com/acme/web/pull/${100 + i}`,
+                  headBranch: "baton/x",
+                  attempt: 1,
+                },
+              }
             : {}),
           ...(state === "failed" ? { failure: { code: "oom_killed", message: "Out of memory." } } : {}),
         });
         tasks[i] = stored;
-        await Promise.all([notifier.handle(stored, { type: "post_result" }), notifier.handle(stored, { type: "update_status" })]);
+        await Promise.all([
+          notifier.handle(stored, { type: "post_result" }),
+          notifier.handle(stored, { type: "update_status" }),
+        ]);
       }),
     );
     const resultsIn = Date.now() - finished;
@@ -304,9 +359,7 @@ describe("Notifier", () => {
       const blocks = JSON.stringify(statuses[0]!.blocks);
       expect(blocks).toContain(t.id);
       if (t.pr) expect(blocks).toContain(`#${t.pr.number}`);
-      const results = w.emu
-        .messages(t.channelId, t.threadTs)
-        .filter((m) => kindOf(m) === "result");
+      const results = w.emu.messages(t.channelId, t.threadTs).filter((m) => kindOf(m) === "result");
       expect(results).toHaveLength(1);
       expect(shown?.slack.resultTs).toBe(results[0]!.ts);
     }
@@ -316,7 +369,9 @@ describe("Notifier", () => {
 
   test("terminal status edits jump the queue of progress edits", async () => {
     const chatUpdate = { max: 2, windowMs: 500 };
-    const w = await world({ rateLimits: { "chat.update": { ...chatUpdate, scope: "workspace" }, "chat.postMessage": null } });
+    const w = await world({
+      rateLimits: { "chat.update": { ...chatUpdate, scope: "workspace" }, "chat.postMessage": null },
+    });
     const notifier = w.notifier({ chatUpdate, postMessagePerChannel: { max: 100, windowMs: 1000 } });
     const tasks: Task[] = [];
     for (let i = 0; i < 12; i++) {
@@ -327,28 +382,189 @@ describe("Notifier", () => {
     await notifier.flush();
     // Every task has a progress edit waiting; then the last one finishes.
     for (const [i, t] of tasks.entries()) {
-      tasks[i] = await w.change(t.id, { state: "implementing", progress: { ...t.progress, steps: steps(2, 1) } });
+      tasks[i] = await w.change(t.id, {
+        state: "implementing",
+        progress: { ...t.progress, steps: steps(2, 1) },
+      });
       await notifier.handle(tasks[i]!, { type: "update_status" });
     }
     const last = tasks.at(-1)!;
     const done = await w.change(last.id, { state: "cancelled" });
     await notifier.handle(done, { type: "update_status" });
     const lastTs = (await w.store.get(last.id))!.slack.statusTs!;
-    await w.emu.waitFor(() => w.emu.calls("chat.update").some((c) => c.args.ts === lastTs && c.status === 200), 10_000);
-    const order = w.emu.calls("chat.update").filter((c) => c.status === 200).map((c) => c.args.ts);
+    await w.emu.waitFor(
+      () => w.emu.calls("chat.update").some((c) => c.args.ts === lastTs && c.status === 200),
+      10_000,
+    );
+    const order = w.emu
+      .calls("chat.update")
+      .filter((c) => c.status === 200)
+      .map((c) => c.args.ts);
     // Among the first edits (the budget allows two at a time), not behind eleven progress edits.
     expect(order.indexOf(lastTs)).toBeLessThan(4);
     await notifier.flush();
     expect(w.emu.stats().ignoredRateLimits).toBe(0);
   }, 30_000);
 
+  test("attempts summary gets one reaction per attempt", async () => {
+    const w = await world({ rateLimits: { "chat.postMessage": null } });
+    const notifier = w.notifier({ postMessagePerChannel: { max: 100, windowMs: 1000 } });
+    const base = await w.task("CATT", { attempts: 3 });
+    const attempt = (n: number) => ({
+      attempt: n,
+      runId: `r${n}`,
+      outcome: "changes" as const,
+      summary: `attempt ${n}`,
+      headBranch: `baton/x-a${n}`,
+      filesChanged: ["a.ts"],
+      evidence: [{ argv: ["npm", "test"], exitCode: 0, durationMs: 1000 }],
+      score: 10 - n,
+      testsPassed: true,
+      failingCommands: 0,
+    });
+    const task = await w.change(base.id, {
+      state: "implementing",
+      launch: 2,
+      attemptResults: [attempt(1), attempt(2), attempt(3)],
+    });
+    await notifier.handle(task, { type: "post_attempts_summary" });
+    const summaryTs = (await w.store.get(task.id))!.slack.summaryTs!;
+    expect(w.emu.reactions("CATT", summaryTs).map((r) => r.name)).toEqual(["one", "two", "three"]);
+    expect(await w.store.findByMessage("CATT", summaryTs)).toEqual({ taskId: task.id, kind: "attempts" });
+    // The status message came first.
+    expect(w.emu.messages("CATT", task.threadTs).map((m) => kindOf(m) ?? "user")).toEqual([
+      "user",
+      "status",
+      "attempts",
+    ]);
+  });
+
+  test("a replica that claimed a post and died is taken over, after checking Slack", async () => {
+    const w = await world();
+    const task = await w.task("CDEAD");
+    // The dead replica's claim: it never posted and never recorded anything.
+    expect(await createRedisClaims(redis, w.prefix).claim(`slack:post:${task.id}:status`, 3600)).toBe(true);
+    const notifier = w.notifier({ peerWaitMs: 500 });
+    await notifier.handle(task, { type: "update_status" });
+    await notifier.flush();
+    expect(w.statusMessages(task)).toHaveLength(1);
+    expect((await w.store.get(task.id))?.slack.statusTs).toBe(w.statusMessages(task)[0]!.ts);
+
+    // It posted but died before recording: the message is found by its metadata, not posted again.
+    const other = await w.task("CDEAD");
+    const claims = createRedisClaims(redis, w.prefix);
+    expect(await claims.claim(`slack:post:${other.id}:status`, 3600)).toBe(true);
+    await w.emu.user("UREQ").postMessage({ channel: "CDEAD", text: "noise" });
+    const chat = createSlackChat({
+      token: w.emu.botToken,
+      apiUrl: w.emu.apiUrl,
+      logger: silentLogger(),
+      metrics: createMetrics({ defaultMetrics: false }),
+      redact: (t) => t,
+    });
+    const orphan = await chat.postMessage({
+      channel: "CDEAD",
+      threadTs: other.threadTs,
+      text: "status from the dead replica",
+      metadata: {
+        event_type: "baton_message",
+        event_payload: { task_id: other.id, kind: "status", key: `${other.id}:status` },
+      },
+    });
+    await notifier.handle(other, { type: "update_status" });
+    await notifier.flush();
+    expect(w.statusMessages(other).map((m) => m.ts)).toEqual([orphan.ts]);
+    expect((await w.store.get(other.id))?.slack.statusTs).toBe(orphan.ts);
+    // And it was brought up to date.
+    expect(w.emu.message("CDEAD", orphan.ts)!.text).not.toBe("status from the dead replica");
+  });
+
+  test("a post that times out and lands late is found, not posted twice", async () => {
+    const w = await world();
+    const redact = createRedactor([]);
+    const chat = createSlackChat({
+      token: w.emu.botToken,
+      apiUrl: w.emu.apiUrl,
+      logger: silentLogger(),
+      metrics: createMetrics({ defaultMetrics: false }),
+      redact,
+      timeoutMs: 300,
+    });
+    const notifier = createNotifier({
+      chat,
+      store: w.store,
+      claims: createRedisClaims(redis, w.prefix),
+      clock: { now: () => new Date() },
+      logger: silentLogger(),
+      redact,
+      limits: { unknownOutcomeChecksMs: [50, 100, 1200] },
+    });
+    cleanups.push(() => notifier.close({ timeoutMs: 2000 }));
+    const task = await w.task("CLATE");
+    // Slack takes 800 ms; the client gives up after 300 ms; the message appears afterwards.
+    w.emu.injectFault({ method: "chat.postMessage", kind: "delay", delayMs: 800 });
+    await notifier.handle(task, { type: "update_status" });
+    await notifier.flush();
+    expect(w.statusMessages(task)).toHaveLength(1);
+    expect(w.emu.calls("chat.postMessage")).toHaveLength(1);
+    expect((await w.store.get(task.id))?.slack.statusTs).toBe(w.statusMessages(task)[0]!.ts);
+  });
+
+  test("replicas share one workspace budget through Redis", async () => {
+    const chatUpdate = { max: 6, windowMs: 1500 };
+    const run = async (sharedBudget: boolean) => {
+      const w = await world({
+        rateLimits: { "chat.update": { ...chatUpdate, scope: "workspace" }, "chat.postMessage": null },
+      });
+      const limits = { chatUpdate, postMessagePerChannel: { max: 100, windowMs: 1000 } };
+      const replicas = [w.notifier(limits, { sharedBudget }), w.notifier(limits, { sharedBudget })];
+      const tasks: Task[] = [];
+      for (let i = 0; i < 8; i++) tasks.push(await w.task("CSHARED"));
+      await Promise.all(tasks.map((t, i) => replicas[i % 2]!.handle(t, { type: "update_status" })));
+      await Promise.all(replicas.map((r) => r.flush()));
+      for (let u = 1; u <= 2; u++) {
+        await Promise.all(
+          tasks.map(async (t, i) => {
+            tasks[i] = await w.change(t.id, {
+              state: "implementing",
+              progress: { ...t.progress, steps: steps(3, u) },
+            });
+            await replicas[i % 2]!.handle(tasks[i]!, { type: "update_status" });
+          }),
+        );
+        await Promise.all(replicas.map((r) => r.flush()));
+      }
+      for (const t of tasks) {
+        expect(JSON.stringify(w.emu.message("CSHARED", w.statusMessages(t)[0]!.ts)!.blocks)).toContain(
+          "2 of 3",
+        );
+      }
+      return w.emu.stats();
+    };
+    // Each replica alone keeps to the limit, so together they exceed it, and one replica's 429 does
+    // not stop the other from calling inside the Retry-After window…
+    const apart = await run(false);
+    expect(apart.rateLimited).toBeGreaterThan(0);
+    // … while a shared budget keeps the workspace within it.
+    const together = await run(true);
+    expect(together).toMatchObject({ rateLimited: 0, ignoredRateLimits: 0 });
+  }, 60_000);
+
   test("notify_user sends an ephemeral note in the task's thread", async () => {
     const w = await world();
     const notifier = w.notifier();
     const task = await w.task("CEPHEM");
-    await notifier.handle(task, { type: "notify_user", userId: "UOTHER", text: "Only the requester can approve." });
+    await notifier.handle(task, {
+      type: "notify_user",
+      userId: "UOTHER",
+      text: "Only the requester can approve.",
+    });
     expect(w.emu.ephemerals({ user: "UOTHER" })).toEqual([
-      expect.objectContaining({ channel: "CEPHEM", threadTs: task.threadTs, text: "Only the requester can approve." }),
+      expect.objectContaining({
+        channel: "CEPHEM",
+        threadTs: task.threadTs,
+        text: "Only the requester can approve.",
+      }),
     ]);
   });
 });

@@ -9,8 +9,11 @@ export interface BudgetRule {
 }
 
 export interface BudgetLease {
-  /** Gives the slot back; it stays counted for `windowMs` from now. */
-  release(): void;
+  /**
+   * Gives the slot back; it stays counted for `windowMs` from now, unless no call was made with it
+   * (`used: false`), in which case it is free at once.
+   */
+  release(options?: { used?: boolean }): void;
 }
 
 interface Waiter {
@@ -56,7 +59,12 @@ class Bucket {
     const now = this.now();
     this.prune(now);
     // A paused bucket is not idle: dropping it would forget the Retry-After.
-    return this.inFlight === 0 && this.waiters.length === 0 && this.finished.length === 0 && this.pausedUntil <= now;
+    return (
+      this.inFlight === 0 &&
+      this.waiters.length === 0 &&
+      this.finished.length === 0 &&
+      this.pausedUntil <= now
+    );
   }
 
   close(): void {
@@ -66,7 +74,8 @@ class Bucket {
   }
 
   private prune(now: number): void {
-    while (this.finished.length > 0 && (this.finished[0] ?? 0) <= now - this.rule.windowMs) this.finished.shift();
+    while (this.finished.length > 0 && (this.finished[0] ?? 0) <= now - this.rule.windowMs)
+      this.finished.shift();
   }
 
   private wakeAt(at: number, keepAlive = true): void {
@@ -95,7 +104,8 @@ class Bucket {
         if (this.idle()) {
           this.onIdle();
         } else if (this.inFlight === 0) {
-          const agedOut = this.finished.length > 0 ? (this.finished[0] ?? now) + this.rule.windowMs : Infinity;
+          const agedOut =
+            this.finished.length > 0 ? (this.finished[0] ?? now) + this.rule.windowMs : Infinity;
           const unpaused = this.pausedUntil > now ? this.pausedUntil : Infinity;
           this.wakeAt(Math.min(agedOut, unpaused), false);
         }
@@ -126,11 +136,11 @@ class Bucket {
       this.inFlight += 1;
       let released = false;
       waiter.resolve({
-        release: () => {
+        release: (options = {}) => {
           if (released) return;
           released = true;
           this.inFlight -= 1;
-          this.finished.push(this.now());
+          if (options.used ?? true) this.finished.push(this.now());
           this.pump();
         },
       });

@@ -34,12 +34,14 @@ export function slackLimitViolation(message: { text: string; blocks?: SlackBlock
         break;
       case "context": {
         const elements = block.elements;
-        if (Array.isArray(elements) && elements.length > SLACK_LIMITS.contextElements) return "too many context elements";
+        if (Array.isArray(elements) && elements.length > SLACK_LIMITS.contextElements)
+          return "too many context elements";
         break;
       }
       case "actions": {
         const elements = block.elements;
-        if (Array.isArray(elements) && elements.length > SLACK_LIMITS.actionsElements) return "too many actions";
+        if (Array.isArray(elements) && elements.length > SLACK_LIMITS.actionsElements)
+          return "too many actions";
         break;
       }
       default:
@@ -54,6 +56,7 @@ export function withinSlackLimits(message: SlackMessage): { message: SlackMessag
   const violation = slackLimitViolation(message);
   if (violation === undefined) return { message };
   const max = SLACK_LIMITS.fallbackText;
-  const text = message.text.length > max ? message.text.slice(0, max - TRUNCATED.length) + TRUNCATED : message.text;
+  const text =
+    message.text.length > max ? message.text.slice(0, max - TRUNCATED.length) + TRUNCATED : message.text;
   return { message: { text, blocks: [] }, violation };
 }

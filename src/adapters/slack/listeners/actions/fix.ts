@@ -3,7 +3,6 @@ import type { App } from "@slack/bolt";
 import { ACTION_IDS } from "../../../../core/render.js";
 import { handleFixRequest } from "../../../../services/mentions.js";
 import type { SlackServiceDeps } from "../../../../services/slack-context.js";
-import { once } from "../shared.js";
 import { readClick } from "./payload.js";
 
 export function registerFixButton(app: App, deps: SlackServiceDeps): void {
@@ -12,8 +11,6 @@ export function registerFixButton(app: App, deps: SlackServiceDeps): void {
     const click = readClick(body, action);
     if (!click?.channel || !click.messageTs) return;
     const { channel, messageTs, user } = click;
-    await once(deps, `fix:${channel}:${messageTs}`, () =>
-      handleFixRequest(deps, { channel, ts: messageTs, user, source: "button" }),
-    );
+    await handleFixRequest(deps, { channel, ts: messageTs, user, source: "button" });
   });
 }

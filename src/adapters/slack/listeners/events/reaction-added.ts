@@ -6,7 +6,7 @@ import { parseReaction } from "../../../../core/intents.js";
 import { reactionControl } from "../../../../services/controls.js";
 import { handleFixRequest } from "../../../../services/mentions.js";
 import type { SlackServiceDeps } from "../../../../services/slack-context.js";
-import { isSelf, once } from "../shared.js";
+import { isSelf } from "../shared.js";
 
 const ReactionAdded = z.looseObject({
   type: z.literal("reaction_added"),
@@ -27,10 +27,7 @@ export function registerReactionAdded(app: App, deps: SlackServiceDeps): void {
     const channel = item.channel;
     const ts = item.ts;
     if (intent === "fix") {
-      // One task per message, however many people react.
-      await once(deps, `fix:${channel}:${ts}`, () =>
-        handleFixRequest(deps, { channel, ts, user, source: "reaction" }),
-      );
+      await handleFixRequest(deps, { channel, ts, user, source: "reaction" });
       return;
     }
     await reactionControl(deps, { channel, ts, user, action: intent });
