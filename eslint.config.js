@@ -62,7 +62,10 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { group: ["**/adapters/**", "**/services/**", "**/agent/**", "**/config/**"], message: "core/ imports no adapter, service, agent or config code." },
+            {
+              group: ["**/adapters/**", "**/services/**", "**/agent/**", "**/config/**"],
+              message: "core/ imports no adapter, service, agent or config code.",
+            },
             { group: SDKS, message: "core/ is pure: no SDK and no I/O modules." },
           ],
         },
@@ -81,7 +84,10 @@ export default tseslint.config(
               group: ["**/core/**", "**/adapters/**", "**/services/**", "**/config/**", "**/cli.js"],
               message: "agent/ imports only agent/ and shared/.",
             },
-            { group: ["@slack/*", "@kubernetes/*", "bullmq", "ioredis", "octokit", "@octokit/*"], message: "agent/ holds no bot-side SDK." },
+            {
+              group: ["@slack/*", "@kubernetes/*", "bullmq", "ioredis", "octokit", "@octokit/*"],
+              message: "agent/ holds no bot-side SDK.",
+            },
           ],
         },
       ],
@@ -96,12 +102,33 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { group: ["**/core/**", "**/adapters/**", "**/services/**", "**/agent/**", "**/config/**"], message: "shared/ imports only shared/." },
+            {
+              group: ["**/core/**", "**/adapters/**", "**/services/**", "**/agent/**", "**/config/**"],
+              message: "shared/ imports only shared/.",
+            },
             { group: SDKS.filter((s) => s !== "node:*"), message: "shared/ holds schemas, not SDK code." },
           ],
         },
       ],
     },
+  },
+  {
+    files: ["**/*.js", "**/*.mjs"],
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        URL: "readonly",
+        Buffer: "readonly",
+        setTimeout: "readonly",
+        fetch: "readonly",
+      },
+    },
+  },
+  {
+    // Jest loads these by their default export.
+    files: ["jest.config.js", "test/support/global-setup.ts", "test/support/global-teardown.ts"],
+    rules: { "no-restricted-syntax": "off" },
   },
   {
     files: ["test/**/*.ts", "bench/**/*.ts"],

@@ -20,7 +20,9 @@ named by BATON_CONFIG.
 `;
 
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -34,7 +36,9 @@ function parseRole(args: string[]): BotRole | string {
     else if (arg.startsWith("--role=")) role = arg.slice("--role=".length);
     else return `unknown option ${arg}`;
   }
-  return role === "all" || role === "bot" || role === "worker" ? role : `--role must be all, bot or worker (got "${role}")`;
+  return role === "all" || role === "bot" || role === "worker"
+    ? role
+    : `--role must be all, bot or worker (got "${role}")`;
 }
 
 function printConfigError(error: ConfigError): number {

@@ -17,10 +17,16 @@ export const Env = z.object({
   HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
   REDIS_URL: z.preprocess(
     emptyToUndefined,
-    z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+    z
+      .string()
+      .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+      .default("redis://127.0.0.1:6379"),
   ),
   OPENAI_API_KEY: opt(z.string().min(1)),
-  OPENAI_BASE_URL: z.preprocess(emptyToUndefined, url("OPENAI_BASE_URL").default("https://api.openai.com/v1")),
+  OPENAI_BASE_URL: z.preprocess(
+    emptyToUndefined,
+    url("OPENAI_BASE_URL").default("https://api.openai.com/v1"),
+  ),
   BATON_MODEL: z.preprocess(emptyToUndefined, z.string().default(DEFAULT_MODEL)),
   GITHUB_TOKEN: opt(z.string().min(1)),
   GITHUB_APP_ID: opt(z.string().regex(/^\d+$/, "must be the numeric GitHub App id")),
@@ -32,7 +38,10 @@ export const Env = z.object({
   KUBERNETES_SERVICE_HOST: opt(z.string()),
   BATON_K8S_NAMESPACE: z.preprocess(
     emptyToUndefined,
-    z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes namespace name").default("baton"),
+    z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes namespace name")
+      .default("baton"),
   ),
   BATON_AGENT_IMAGE: z.preprocess(emptyToUndefined, z.string().default(DEFAULT_AGENT_IMAGE)),
   BATON_RUNNER_URL: opt(url("BATON_RUNNER_URL")),

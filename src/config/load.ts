@@ -72,7 +72,11 @@ export function parsePolicy(text: string, source = "BATON_CONFIG"): Policy {
   }
   const parsed = Policy.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(formatIssues("", parsed.error).flatMap((p) => p.split("\n")).map((p) => `${source} ${p}`));
+    throw new ConfigError(
+      formatIssues("", parsed.error)
+        .flatMap((p) => p.split("\n"))
+        .map((p) => `${source} ${p}`),
+    );
   }
   return parsed.data;
 }
@@ -101,7 +105,9 @@ export function loadConfig(source: NodeJS.ProcessEnv, role: Role): Config {
   if (env && (env.GITHUB_APP_ID || env.GITHUB_APP_PRIVATE_KEY || env.GITHUB_APP_PRIVATE_KEY_PATH)) {
     if (!env.GITHUB_APP_ID) problems.push("GITHUB_APP_ID: required when a GitHub App private key is set");
     if (env.GITHUB_APP_ID && !env.GITHUB_APP_PRIVATE_KEY && !env.GITHUB_APP_PRIVATE_KEY_PATH) {
-      problems.push("GITHUB_APP_PRIVATE_KEY: required with GITHUB_APP_ID (or set GITHUB_APP_PRIVATE_KEY_PATH)");
+      problems.push(
+        "GITHUB_APP_PRIVATE_KEY: required with GITHUB_APP_ID (or set GITHUB_APP_PRIVATE_KEY_PATH)",
+      );
     }
   }
 
@@ -129,7 +135,12 @@ export function loadConfig(source: NodeJS.ProcessEnv, role: Role): Config {
   const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
   const executor = env.BATON_EXECUTOR ?? (inCluster || env.KUBECONFIG ? "kubernetes" : "local");
   const github: Config["github"] = env.GITHUB_APP_ID
-    ? { kind: "app", appId: env.GITHUB_APP_ID, ...(privateKey ? { privateKey } : {}), apiUrl: env.GITHUB_API_URL }
+    ? {
+        kind: "app",
+        appId: env.GITHUB_APP_ID,
+        ...(privateKey ? { privateKey } : {}),
+        apiUrl: env.GITHUB_API_URL,
+      }
     : env.GITHUB_TOKEN
       ? { kind: "token", token: env.GITHUB_TOKEN, apiUrl: env.GITHUB_API_URL }
       : undefined;
@@ -150,7 +161,11 @@ export function loadConfig(source: NodeJS.ProcessEnv, role: Role): Config {
     },
     http: { port: env.PORT, host: env.HOST },
     redisUrl: env.REDIS_URL,
-    model: { ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}), baseUrl: env.OPENAI_BASE_URL, name: env.BATON_MODEL },
+    model: {
+      ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}),
+      baseUrl: env.OPENAI_BASE_URL,
+      name: env.BATON_MODEL,
+    },
     ...(github ? { github } : {}),
     githubApiUrl: env.GITHUB_API_URL,
     executor,

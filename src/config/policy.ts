@@ -50,7 +50,9 @@ export const Policy = z.strictObject({
       admins: z.array(SlackUserId).default([]),
     })
     .default({ users: [], approvers: [], admins: [] }),
-  channels: z.record(z.string().regex(/^[CGD][A-Z0-9]{2,}$/, "a Slack channel id such as C01CHAN"), ChannelPolicy).default({}),
+  channels: z
+    .record(z.string().regex(/^[CGD][A-Z0-9]{2,}$/, "a Slack channel id such as C01CHAN"), ChannelPolicy)
+    .default({}),
   repos: z.record(RepoName, RepoPolicy).default({}),
   limits: Limits.default(Limits.parse({})),
   models: z.strictObject({ prices: z.record(z.string(), ModelPrice).default({}) }).default({ prices: {} }),

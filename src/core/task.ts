@@ -47,7 +47,13 @@ export const ACTIVE_STATES: readonly ActiveState[] = [
   "implementing",
   "pr_opened",
 ];
-export const TERMINAL_STATES: readonly TerminalState[] = ["no_change", "failed", "rejected", "expired", "cancelled"];
+export const TERMINAL_STATES: readonly TerminalState[] = [
+  "no_change",
+  "failed",
+  "rejected",
+  "expired",
+  "cancelled",
+];
 export const TASK_STATES: readonly TaskState[] = [...ACTIVE_STATES, ...TERMINAL_STATES];
 
 export function isTerminal(state: TaskState): state is TerminalState {

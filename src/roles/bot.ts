@@ -52,7 +52,11 @@ const systemClock: Clock = { now: () => new Date() };
 const systemRandom: Random = { bytes: (n) => randomBytes(n) };
 
 /** Stands in when no GitHub credential is configured: publishing fails with a sentence saying what to set. */
-function gitHubMissing(deps: { store: Parameters<typeof applyTaskEvent>[0]["store"]; effects: () => EffectRunner; clock: Clock }): {
+function gitHubMissing(deps: {
+  store: Parameters<typeof applyTaskEvent>[0]["store"];
+  effects: () => EffectRunner;
+  clock: Clock;
+}): {
   gitHost: GitHost;
   publisher: PublishControl;
 } {
@@ -102,7 +106,8 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
   const budget = createRedisBudgetReader(redis, prefix, clock);
   const bundles = createRedisBundleStore(redis, prefix);
 
-  if (!config.slack.botToken) throw new Error("SLACK_BOT_TOKEN is required (Baton posts every update to Slack)");
+  if (!config.slack.botToken)
+    throw new Error("SLACK_BOT_TOKEN is required (Baton posts every update to Slack)");
   const chat = createSlackChat({
     token: config.slack.botToken,
     ...(config.slack.apiUrl ? { apiUrl: config.slack.apiUrl } : {}),
@@ -124,8 +129,7 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
   const runs = createRunControl({ records, queue, policy: config.policy, clock, logger });
 
   // The effect runner and the publisher need each other: the publisher reports through task events.
-  let effects: EffectRunner | undefined;
-  const lazyEffects: EffectRunner = { run: (task, list) => effects!.run(task, list) };
+  const lazyEffects: EffectRunner = { run: (task, list) => effects.run(task, list) };
   const github = createGitHubFromConfig(config, { clock, logger });
   let gitHost: GitHost;
   let publisher: PublishControl;
@@ -146,15 +150,15 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
       secrets: config.secrets,
     });
   } else {
-    logger.warn("no GitHub credential configured: runs cannot clone or publish (set GITHUB_TOKEN or a GitHub App)");
+    logger.warn(
+      "no GitHub credential configured: runs cannot clone or publish (set GITHUB_TOKEN or a GitHub App)",
+    );
     ({ gitHost, publisher } = gitHubMissing({ store, effects: () => lazyEffects, clock }));
   }
-  effects = createEffectRunner({ notifier, runs, publisher, logger });
+  const effects = createEffectRunner({ notifier, runs, publisher, logger });
 
   const routes: RouteHandler[] = [];
-  const readiness: ReadinessCheck[] = [
-    { name: "redis", check: async () => (await redis.ping()) === "PONG" },
-  ];
+  const readiness: ReadinessCheck[] = [{ name: "redis", check: async () => (await redis.ping()) === "PONG" }];
   const stops: (() => Promise<void>)[] = [];
 
   // Worker: runner API + supervisor + executor.
@@ -254,7 +258,12 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
   });
   const address = await server.listen(config.http.port, config.http.host);
   logger.info(
-    { port: address.port, host: address.host, executor: config.executor, socketMode: config.slack.socketMode },
+    {
+      port: address.port,
+      host: address.host,
+      executor: config.executor,
+      socketMode: config.slack.socketMode,
+    },
     `Baton ${role} listening on ${address.host}:${address.port}`,
   );
 
@@ -263,7 +272,8 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
     (stopping ??= (async () => {
       logger.info("shutting down");
       await slackApp?.stop().catch((error: unknown) => logger.warn({ err: error }, "slack app stop failed"));
-      for (const fn of stops) await fn().catch((error: unknown) => logger.warn({ err: error }, "worker stop failed"));
+      for (const fn of stops)
+        await fn().catch((error: unknown) => logger.warn({ err: error }, "worker stop failed"));
       await notifier.close({ timeoutMs: 5000 }).catch(() => undefined);
       await server.close().catch(() => undefined);
       await queue.close().catch(() => undefined);

@@ -29,7 +29,10 @@ async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`${what} did not answer within ${TIMEOUT_MS / 1000} s`)),
+          TIMEOUT_MS,
+        );
       }),
     ]);
   } finally {
@@ -68,7 +71,11 @@ export function doctorChecks(config: Config): Check[] {
       });
       const me = await withTimeout(chat.whoAmI(), "Slack");
       const lines: DoctorLine[] = [
-        { ok: true, name: "slack", detail: `auth.test ok: bot user ${me.userId}${me.teamId ? ` in team ${me.teamId}` : ""}` },
+        {
+          ok: true,
+          name: "slack",
+          detail: `auth.test ok: bot user ${me.userId}${me.teamId ? ` in team ${me.teamId}` : ""}`,
+        },
       ];
       if (!config.slack.socketMode && !config.slack.signingSecret) {
         lines.push({ ok: false, name: "slack", detail: "SLACK_SIGNING_SECRET is required for HTTP mode" });
@@ -98,10 +105,19 @@ export function doctorChecks(config: Config): Check[] {
 
   const kubernetes: Check = async () => {
     if (config.executor !== "kubernetes") {
-      return [{ ok: true, name: "kubernetes", detail: "local executor: agents run as local processes (no cluster needed)" }];
+      return [
+        {
+          ok: true,
+          name: "kubernetes",
+          detail: "local executor: agents run as local processes (no cluster needed)",
+        },
+      ];
     }
     const lines = await withTimeout(
-      checkKubernetesAccess(config.kubernetes.kubeconfig ? { kubeconfig: config.kubernetes.kubeconfig } : {}, config.kubernetes.namespace),
+      checkKubernetesAccess(
+        config.kubernetes.kubeconfig ? { kubeconfig: config.kubernetes.kubeconfig } : {},
+        config.kubernetes.namespace,
+      ),
       "the Kubernetes API server",
     ).catch((error: unknown) => [{ ok: false, line: `cannot reach the API server: ${message(error)}` }]);
     return lines.map((l) => ({ ok: l.ok, name: "kubernetes", detail: l.line.replace(/^(ok|FAIL)\s+/, "") }));
@@ -118,9 +134,17 @@ export function doctorChecks(config: Config): Check[] {
         "the model endpoint",
       );
       if (!response.ok) {
-        return [{ ok: false, name: "model", detail: `${config.model.baseUrl}: GET /models answered ${response.status}` }];
+        return [
+          {
+            ok: false,
+            name: "model",
+            detail: `${config.model.baseUrl}: GET /models answered ${response.status}`,
+          },
+        ];
       }
-      return [{ ok: true, name: "model", detail: `${config.model.baseUrl} answers; model ${config.model.name}` }];
+      return [
+        { ok: true, name: "model", detail: `${config.model.baseUrl} answers; model ${config.model.name}` },
+      ];
     } catch (error) {
       return [{ ok: false, name: "model", detail: `${config.model.baseUrl}: ${message(error)}` }];
     }
@@ -129,7 +153,13 @@ export function doctorChecks(config: Config): Check[] {
   const github: Check = async () => {
     const client = createGitHubFromConfig(config, { clock: { now: () => new Date() }, logger });
     if (!client) {
-      return [{ ok: false, name: "github", detail: "no GitHub credential: set GITHUB_TOKEN or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY" }];
+      return [
+        {
+          ok: false,
+          name: "github",
+          detail: "no GitHub credential: set GITHUB_TOKEN or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY",
+        },
+      ];
     }
     try {
       const who = await withTimeout(client.whoAmI(), "GitHub");

@@ -17,7 +17,11 @@ function scrub(value: unknown, redact: (t: string) => string, depth = 0): unknow
   if (typeof value === "string") return redact(value);
   if (depth > 6 || value === null || typeof value !== "object") return value;
   if (value instanceof Error) {
-    return { type: value.name, message: redact(value.message), ...(value.stack ? { stack: redact(value.stack) } : {}) };
+    return {
+      type: value.name,
+      message: redact(value.message),
+      ...(value.stack ? { stack: redact(value.stack) } : {}),
+    };
   }
   if (Array.isArray(value)) return value.map((v) => scrub(v, redact, depth + 1));
   const out: Record<string, unknown> = {};

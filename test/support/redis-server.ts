@@ -32,15 +32,24 @@ export async function startRedisServer(options: StartRedisOptions = {}): Promise
 
   const start = async (): Promise<void> => {
     const args = [
-      "--port", String(port),
-      "--bind", "127.0.0.1",
-      "--dir", dir,
-      "--save", "",
-      "--appendonly", persistent ? "yes" : "no",
-      "--appendfsync", "always",
-      "--maxmemory-policy", "noeviction",
-      "--daemonize", "no",
-      "--logfile", "",
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      persistent ? "yes" : "no",
+      "--appendfsync",
+      "always",
+      "--maxmemory-policy",
+      "noeviction",
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
     ];
     const proc = spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] });
     child = proc;

@@ -22,7 +22,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registers = [registry];
   return {
     registry,
-    tasksByState: new Gauge({ name: "baton_tasks", help: "Tasks by state", labelNames: ["state"], registers }),
+    tasksByState: new Gauge({
+      name: "baton_tasks",
+      help: "Tasks by state",
+      labelNames: ["state"],
+      registers,
+    }),
     runsActive: new Gauge({ name: "baton_runs_active", help: "Agent runs executing now", registers }),
     runsQueued: new Gauge({ name: "baton_runs_queued", help: "Agent runs waiting for a slot", registers }),
     queueWaitSeconds: new Histogram({

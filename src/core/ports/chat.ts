@@ -36,7 +36,13 @@ export class RateLimitedError extends Error {
 export interface ChatPort {
   postMessage(input: PostMessageInput): Promise<{ ts: string }>;
   updateMessage(input: { channel: string; ts: string; text: string; blocks?: SlackBlock[] }): Promise<void>;
-  postEphemeral(input: { channel: string; user: string; threadTs?: string; text: string; blocks?: SlackBlock[] }): Promise<void>;
+  postEphemeral(input: {
+    channel: string;
+    user: string;
+    threadTs?: string;
+    text: string;
+    blocks?: SlackBlock[];
+  }): Promise<void>;
   addReaction(input: { channel: string; ts: string; name: string }): Promise<void>;
   /** The thread's messages, oldest first, at most `limit`. */
   readThread(input: { channel: string; threadTs: string; limit: number }): Promise<ThreadReadMessage[]>;

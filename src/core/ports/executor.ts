@@ -20,13 +20,7 @@ export interface LaunchRequest {
 
 /** Why a run's process or pod ended badly, as far as the executor can tell. */
 export type ExecutorFailureReason =
-  | "OOMKilled"
-  | "DeadlineExceeded"
-  | "ImagePullBackOff"
-  | "Unschedulable"
-  | "Error"
-  | "Cancelled"
-  | "Lost";
+  "OOMKilled" | "DeadlineExceeded" | "ImagePullBackOff" | "Unschedulable" | "Error" | "Cancelled" | "Lost";
 
 export type ExecutionStatus =
   | { state: "pending"; message?: string }

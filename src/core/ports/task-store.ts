@@ -25,7 +25,10 @@ export interface TaskStore {
   findActiveByThread(channelId: string, threadTs: string): Promise<Task | undefined>;
   /** Remembers that Slack message `channelId:ts` belongs to a task (status, plan, summary…). */
   indexMessage(channelId: string, ts: string, taskId: TaskId, kind: TaskMessageKind): Promise<void>;
-  findByMessage(channelId: string, ts: string): Promise<{ taskId: TaskId; kind: TaskMessageKind } | undefined>;
+  findByMessage(
+    channelId: string,
+    ts: string,
+  ): Promise<{ taskId: TaskId; kind: TaskMessageKind } | undefined>;
   /** Newest first. */
   listByUser(userId: string, limit: number): Promise<Task[]>;
   /** Newest first. */

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
-import { connectRedis, checkEvictionPolicy, waitForRedis, type Redis } from "../../../src/adapters/redis/connection.js";
+import {
+  connectRedis,
+  checkEvictionPolicy,
+  waitForRedis,
+  type Redis,
+} from "../../../src/adapters/redis/connection.js";
 import { createRedisTaskStore } from "../../../src/adapters/redis/task-store.js";
 import { createRedisClaims } from "../../../src/adapters/redis/claims.js";
 import { VersionConflictError } from "../../../src/core/ports/task-store.js";

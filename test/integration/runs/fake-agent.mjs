@@ -2,7 +2,6 @@
 // (spec, events, model gateway, bundle, result) and follows a script given as JSON in the request
 // text: { holdMs, log, llm: [{ stream }], outcome, writeToken }. It retries calls while the bot
 // answers 5xx or is unreachable (a Redis restart), as the real agent does.
-/* global process, fetch, console, setTimeout */
 import { appendFileSync } from "node:fs";
 
 const base = `${process.env.BATON_RUNNER_URL}/runner/v1`;
