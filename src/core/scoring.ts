@@ -478,6 +478,9 @@ const PYTHON_TEST_MODULES = new Set([
   "twisted.trial",
 ]);
 const PYTHON_TEST_SCRIPT = /(^|\/)(test_[\w.-]*|[\w.-]*_test|tests?|runtests|run_tests)\.py$/;
+// `node test.js`, `node test/unit.mjs`, `node src/foo.test.js`: a script that is a test by its name.
+const NODE_TEST_SCRIPT =
+  /((^|\/)(tests?|spec|run-?tests?|test[_-][\w.-]*)|[._-](test|spec))\.[cm]?[jt]s$|(^|\/)(tests?|__tests__)\/[\w./-]+\.[cm]?[jt]s$/;
 
 function isTestInvocation(argv: readonly string[]): boolean {
   const words = stripWrappers(argv);
@@ -543,6 +546,11 @@ function isTestInvocation(argv: readonly string[]): boolean {
       );
     case "rake":
       return positionals(args).some((task) => /^(test|spec)(:.+)?$/.test(task));
+    case "node":
+    case "nodejs": {
+      const script = positionals(args, new Set(["-r", "--require", "--import", "--loader", "-C", "--conditions"]))[0];
+      return script !== undefined && NODE_TEST_SCRIPT.test(script);
+    }
     case "ruby":
       return positionals(args, new Set(["-I", "-r"])).some((file) => /(_test|_spec)\.rb$/.test(file));
     case "sbt":

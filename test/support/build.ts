@@ -91,3 +91,74 @@ export async function ensureBuilt(): Promise<string> {
     return entry;
   });
 }
+
+const DIST = path.join(ROOT, "dist");
+const DIST_LOCK = path.join(ROOT, "node_modules", ".cache", "baton-dist.lock");
+const DIST_STAMP = path.join(ROOT, "node_modules", ".cache", "baton-dist.fingerprint");
+
+function fingerprintAll(): string {
+  const parts: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      const st = statSync(full);
+      if (st.isDirectory()) walk(full);
+      else if (name.endsWith(".ts")) parts.push(`${path.relative(ROOT, full)}:${st.size}:${st.mtimeMs}`);
+    }
+  };
+  walk(path.join(ROOT, "src"));
+  return parts.join("\n");
+}
+
+async function withNamedLock<T>(lock: string, fn: () => T): Promise<T> {
+  mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 180_000) rmSync(lock, { recursive: true, force: true });
+      } catch {
+        // Released meanwhile.
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Compiles all of `src/` into `dist/` (what `bin/baton.js` runs) when the sources changed since the
+ * last build, once per source state across parallel jest workers. Returns `bin/baton.js`.
+ */
+export async function ensureDistBuilt(): Promise<string> {
+  const bin = path.join(ROOT, "bin", "baton.js");
+  return await withNamedLock(DIST_LOCK, () => {
+    const current = fingerprintAll();
+    const entry = path.join(DIST, "cli.js");
+    if (existsSync(entry) && existsSync(DIST_STAMP) && readFileSync(DIST_STAMP, "utf8") === current) return bin;
+    try {
+      execFileSync(
+        process.execPath,
+        [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.build.json")],
+        { cwd: ROOT, stdio: "pipe" },
+      );
+    } catch (error) {
+      // Type errors (e.g. in files being edited elsewhere) still emit JavaScript; a missing entry is fatal.
+      if (!existsSync(entry)) {
+        throw new Error(`building dist failed: ${String((error as { stdout?: Buffer }).stdout ?? error)}`, {
+          cause: error,
+        });
+      }
+    }
+    writeFileSync(DIST_STAMP, current);
+    return bin;
+  });
+}

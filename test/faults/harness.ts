@@ -1,0 +1,341 @@
+// The whole product under faults, in process: `startBot` (Slack ingress + supervisor + runner API)
+// with a Config from `loadConfig`, against the Slack, model, GitHub and Kubernetes emulators, a
+// private redis-server (so tests can stop and restart it) and the real compiled `baton agent`
+// started by the emulated kubelet. Helpers read every task's messages out of the Slack emulator and
+// check the product-wide invariants: one status and one terminal message per task, no duplicate
+// pull requests, no secret in Slack, pull requests or model requests.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify as toYaml } from "yaml";
+import { loadConfig } from "../../src/config/load.js";
+import { startBot, type BotRole, type RunningBot } from "../../src/roles/bot.js";
+import { startGitHubEmulator, type GitHubEmulator } from "../emulators/github/index.js";
+import { startKubernetesEmulator, type KubernetesEmulator } from "../emulators/kubernetes/index.js";
+import {
+  startModelEmulator,
+  type ChatRequestBody,
+  type ModelEmulator,
+  type ScriptedReply,
+} from "../emulators/model/index.js";
+import { startSlackEmulator, type EmulatedMessage, type SlackEmulator } from "../emulators/slack/index.js";
+import { ensureBuilt } from "../support/build.js";
+import { freePort } from "../support/free-port.js";
+import { startRedisServer, type TestRedis } from "../support/redis-server.js";
+
+export const CHANNEL = "C0FAULTS";
+export const REPO = "acme/web";
+export const REQUESTER = "UALICE";
+export const BOT_USER = "UBATON";
+export const MODEL = "gpt-test";
+export const NAMESPACE = "baton-faults";
+
+export const FIXTURE_FILES: Record<string, string> = {
+  "README.md": "# web\n",
+  "math.js": "export function add(a, b) {\n  return a - b;\n}\n",
+};
+
+export const FIX_PATCH = [
+  "*** Begin Patch",
+  "*** Update File: math.js",
+  "@@",
+  " export function add(a, b) {",
+  "-  return a - b;",
+  "+  return a + b;",
+  " }",
+  "*** End Patch",
+].join("\n");
+
+/** One model turn for a run: `step` counts the assistant turns already in the conversation. */
+export type Turn = (input: {
+  phase: "plan" | "implement";
+  step: number;
+  body: ChatRequestBody;
+  turn: number;
+}) => ScriptedReply | Promise<ScriptedReply>;
+
+/** The default agent: fixes math.js and finishes (implement); proposes that as a plan (plan). */
+export const defaultTurn: Turn = ({ phase, step }) => {
+  if (phase === "plan") {
+    return {
+      toolCalls: [{ name: "submit_plan", arguments: { summary: "Fix add().", steps: ["Fix add in math.js"] } }],
+    };
+  }
+  if (step === 0) return { toolCalls: [{ name: "apply_patch", arguments: { patch: FIX_PATCH } }] };
+  return { toolCalls: [{ name: "finish", arguments: { summary: "Fixed add() in math.js." } }] };
+};
+
+function toolNames(body: ChatRequestBody): string[] {
+  if (!Array.isArray(body.tools)) return [];
+  return body.tools.map((t: unknown) => {
+    const fn = (t as { function?: { name?: unknown } }).function;
+    return typeof fn?.name === "string" ? fn.name : "";
+  });
+}
+
+function assistantTurns(body: ChatRequestBody): number {
+  if (!Array.isArray(body.messages)) return 0;
+  return body.messages.filter((m: unknown) => (m as { role?: unknown }).role === "assistant").length;
+}
+
+export interface ProductOptions {
+  policy?: Record<string, unknown>;
+  turn?: Turn;
+  /** Extra environment for the agent's container processes. */
+  agentEnv?: Record<string, string>;
+  /** Start without a bot; call `startInstance` yourself. */
+  noBot?: boolean;
+}
+
+export interface Product {
+  slack: SlackEmulator;
+  model: ModelEmulator;
+  github: GitHubEmulator;
+  kube: KubernetesEmulator;
+  redis: TestRedis;
+  /** Bot/worker instances started so far (index 0 is the first). */
+  instances: RunningBot[];
+  port: number;
+  secrets: { slackToken: string; signingSecret: string; openaiKey: string; githubToken: string };
+  /** Starts another bot process (in process) with the same configuration on a new port. */
+  startInstance(role: BotRole, options?: { samePort?: boolean }): Promise<RunningBot>;
+  /** Posts `<@baton> text` top-level in the channel as the requester; returns the thread ts. */
+  mention(text: string, threadTs?: string): Promise<string>;
+  /** Baton's messages in a thread (the root excluded). */
+  botMessages(threadTs: string): EmulatedMessage[];
+  /** Baton's messages in a thread grouped by the kind in their metadata. */
+  messagesByKind(threadTs: string): Record<string, EmulatedMessage[]>;
+  /** Waits until the thread holds a terminal result message and returns it. */
+  waitForResult(threadTs: string, timeoutMs?: number): Promise<EmulatedMessage>;
+  /** Every run token the kubelet handed to an agent. */
+  runTokens(): string[];
+  /** Every secret value this product holds (bot credentials and run tokens). */
+  allSecrets(): string[];
+  /** Asserts the product-wide invariants for one task thread; returns its result message. */
+  checkThread(threadTs: string): { status: EmulatedMessage; result: EmulatedMessage; taskId: string };
+  /** Asserts no secret in any Slack message/edit/ephemeral, pull request, or model request. */
+  checkNoLeaks(): void;
+  close(): Promise<void>;
+}
+
+const TERMINAL_MARKERS = [" failed", "pull request #", "finished without changes", "was cancelled", "expired"];
+
+/** Every text a Slack message ever showed (its current text, blocks and earlier versions). */
+export function messageTexts(message: EmulatedMessage): string[] {
+  return [
+    message.text,
+    JSON.stringify(message.blocks ?? []),
+    ...message.edits.flatMap((e) => [e.text, JSON.stringify(e.blocks ?? [])]),
+  ];
+}
+
+function metadataOf(message: EmulatedMessage): { task_id?: string; kind?: string } {
+  const payload = message.metadata?.event_payload as { task_id?: unknown; kind?: unknown } | undefined;
+  return {
+    ...(typeof payload?.task_id === "string" ? { task_id: payload.task_id } : {}),
+    ...(typeof payload?.kind === "string" ? { kind: payload.kind } : {}),
+  };
+}
+
+export async function startProduct(options: ProductOptions = {}): Promise<Product> {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  };
+  try {
+    const dataDir = mkdtempSync(join(tmpdir(), "baton-faults-"));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const secrets = {
+      slackToken: `xoxb-faults-${Math.random().toString(36).slice(2)}${Date.now()}`,
+      signingSecret: `signing-${Math.random().toString(36).slice(2)}${Date.now()}`,
+      openaiKey: `sk-faults-${Math.random().toString(36).slice(2)}${Date.now()}`,
+      githubToken: `ghp_faults${Math.random().toString(36).slice(2)}${Date.now()}`,
+    };
+
+    const redis = await startRedisServer();
+    cleanups.push(() => redis.close());
+    const slack = await startSlackEmulator({
+      botUserId: BOT_USER,
+      botId: "BBATON",
+      botToken: secrets.slackToken,
+      signingSecret: secrets.signingSecret,
+    });
+    cleanups.push(() => slack.close());
+    slack.channel(CHANNEL, { name: "faults" });
+    slack.user(REQUESTER, { name: "alice" });
+
+    const turn = options.turn ?? defaultTurn;
+    const model = await startModelEmulator({
+      apiKey: secrets.openaiKey,
+      script: (body, n) => {
+        const phase = toolNames(body).includes("submit_plan") ? "plan" : "implement";
+        return turn({ phase, step: assistantTurns(body), body, turn: n });
+      },
+    });
+    cleanups.push(() => model.close());
+
+    const github = await startGitHubEmulator({ token: secrets.githubToken });
+    cleanups.push(() => github.close());
+    await github.createRepo(REPO, { files: FIXTURE_FILES, defaultBranch: "main" });
+
+    const entry = await ensureBuilt();
+    const kube = await startKubernetesEmulator({
+      agentCommand: [process.execPath, entry],
+      extraEnv: { LANG: "C.UTF-8", LOG_LEVEL: "warn", ...options.agentEnv },
+    });
+    cleanups.push(() => kube.close());
+
+    const policy = {
+      channels: { [CHANNEL]: { repo: REPO, mode: "auto" } },
+      ...options.policy,
+    };
+    const policyPath = join(dataDir, "policy.yaml");
+    writeFileSync(policyPath, toYaml(policy));
+
+    const port = await freePort();
+    const logLevel = process.env.BATON_TEST_LOG ?? "silent";
+    const envFor = (p: number): NodeJS.ProcessEnv => ({
+      SLACK_BOT_TOKEN: secrets.slackToken,
+      SLACK_SIGNING_SECRET: secrets.signingSecret,
+      SLACK_API_URL: slack.apiUrl,
+      PORT: String(p),
+      HOST: "127.0.0.1",
+      REDIS_URL: redis.url,
+      OPENAI_API_KEY: secrets.openaiKey,
+      OPENAI_BASE_URL: model.baseUrl,
+      BATON_MODEL: MODEL,
+      GITHUB_TOKEN: secrets.githubToken,
+      GITHUB_API_URL: github.apiUrl,
+      BATON_EXECUTOR: "kubernetes",
+      KUBECONFIG: kube.kubeconfigPath,
+      BATON_K8S_NAMESPACE: NAMESPACE,
+      BATON_AGENT_IMAGE: "ghcr.io/baton-dev/baton-agent:test",
+      // Agents of every instance report to the first one's runner API (one service in a cluster).
+      BATON_RUNNER_URL: `http://127.0.0.1:${port}`,
+      BATON_CONFIG: policyPath,
+      BATON_DATA_DIR: dataDir,
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      LOG_LEVEL: logLevel,
+    });
+
+    const instances: RunningBot[] = [];
+    cleanups.push(async () => {
+      for (const instance of instances) await instance.stop().catch(() => undefined);
+    });
+    const startInstance = async (role: BotRole, opts: { samePort?: boolean } = {}) => {
+      const p = opts.samePort || instances.length === 0 ? port : await freePort();
+      const instance = await startBot(loadConfig(envFor(p), "bot"), role);
+      instances.push(instance);
+      return instance;
+    };
+    slack.setEventsUrl(`http://127.0.0.1:${port}/slack/events`);
+    if (!options.noBot) await startInstance("all");
+
+    const botMessages = (threadTs: string) =>
+      slack.messages(CHANNEL, threadTs).filter((m) => m.ts !== threadTs && m.user === BOT_USER);
+    const messagesByKind = (threadTs: string) => {
+      const out: Record<string, EmulatedMessage[]> = {};
+      for (const m of botMessages(threadTs)) {
+        const kind = metadataOf(m).kind ?? "untagged";
+        (out[kind] ??= []).push(m);
+      }
+      return out;
+    };
+    const isTerminal = (m: EmulatedMessage) => TERMINAL_MARKERS.some((marker) => m.text.includes(marker));
+    const runTokens = () =>
+      [...new Set(kube.containerStarts().map((s) => s.env["BATON_RUN_TOKEN"] ?? ""))].filter(Boolean);
+    const allSecrets = () => [...Object.values(secrets), ...runTokens()];
+
+    const product: Product = {
+      slack,
+      model,
+      github,
+      kube,
+      redis,
+      instances,
+      port,
+      secrets,
+      startInstance,
+      async mention(text, threadTs) {
+        const user = slack.user(REQUESTER);
+        const posted = await user.postMessage({
+          channel: CHANNEL,
+          text: `<@${BOT_USER}> ${text}`,
+          ...(threadTs ? { threadTs } : {}),
+        });
+        return threadTs ?? posted.ts;
+      },
+      botMessages,
+      messagesByKind,
+      async waitForResult(threadTs, timeoutMs = 60_000) {
+        return await slack.waitFor(
+          () => (messagesByKind(threadTs)["result"] ?? []).find(isTerminal),
+          timeoutMs,
+        );
+      },
+      runTokens,
+      allSecrets,
+      checkThread(threadTs) {
+        const kinds = messagesByKind(threadTs);
+        const statuses = kinds["status"] ?? [];
+        const results = kinds["result"] ?? [];
+        const problems: string[] = [];
+        if (statuses.length !== 1) problems.push(`${statuses.length} status messages`);
+        if (results.length !== 1) problems.push(`${results.length} result messages`);
+        if (kinds["untagged"]) problems.push(`${kinds["untagged"].length} untagged messages`);
+        const taskIds = new Set(botMessages(threadTs).map((m) => metadataOf(m).task_id));
+        if (taskIds.size !== 1) problems.push(`messages of ${taskIds.size} tasks`);
+        if (problems.length > 0) {
+          throw new Error(
+            `thread ${threadTs}: ${problems.join(", ")}:\n${botMessages(threadTs)
+              .map((m) => `  [${metadataOf(m).kind}] ${m.text}`)
+              .join("\n")}`,
+          );
+        }
+        const pulls = github.pulls(REPO);
+        const heads = pulls.map((p) => p.head);
+        if (new Set(heads).size !== heads.length) throw new Error(`duplicate pull requests: ${heads.join(", ")}`);
+        return { status: statuses[0]!, result: results[0]!, taskId: [...taskIds][0] ?? "" };
+      },
+      checkNoLeaks() {
+        const secretsNow = allSecrets();
+        const haystacks: { where: string; text: string }[] = [];
+        for (const m of slack.messages(CHANNEL)) {
+          for (const r of [m, ...slack.messages(CHANNEL, m.ts)])
+            haystacks.push({ where: `slack ${r.ts}`, text: messageTexts(r).join("\n") });
+        }
+        for (const e of slack.ephemerals()) haystacks.push({ where: "ephemeral", text: e.text + JSON.stringify(e.blocks ?? []) });
+        for (const call of slack.calls())
+          haystacks.push({ where: `slack call ${call.method}`, text: JSON.stringify(call.args) });
+        for (const p of github.pulls(REPO))
+          haystacks.push({ where: `PR #${p.number}`, text: [p.title, p.body, ...p.comments].join("\n") });
+        for (const r of model.requests)
+          haystacks.push({ where: `model request ${r.turn}`, text: JSON.stringify(r.body) });
+        const leaks = haystacks.flatMap(({ where, text }) =>
+          secretsNow.filter((s) => text.includes(s)).map((s) => `${where} holds ${s.slice(0, 6)}…`),
+        );
+        if (leaks.length > 0) throw new Error(`secrets leaked:\n${leaks.join("\n")}`);
+      },
+      close: closeAll,
+    };
+    return product;
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/** Polls until `fn` returns something truthy (or throws after `timeoutMs`). */
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false | null> | T | undefined | false | null,
+  timeoutMs = 30_000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

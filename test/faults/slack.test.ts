@@ -1,0 +1,119 @@
+// Slack-side faults through the whole product (bot + worker + real agent in emulated Jobs):
+// redelivered events, a 429 storm and a lost chat.postMessage answer. Every task still ends with
+// exactly one status and one terminal message, one pull request, and no secret anywhere.
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, test } from "@jest/globals";
+import { BOT_USER, CHANNEL, REPO, REQUESTER, startProduct, waitFor, type Product } from "./harness.js";
+
+let product: Product | undefined;
+
+afterEach(async () => {
+  await product?.close();
+  product = undefined;
+});
+
+/** An app_mention envelope for a message that is already in the channel, with a fixed event id. */
+function mentionEnvelope(p: Product, ts: string, text: string) {
+  return {
+    token: "emulated-verification-token",
+    team_id: "TEMULATED",
+    api_app_id: "AEMULATED",
+    type: "event_callback",
+    event_id: `Ev${randomBytes(5).toString("hex").toUpperCase()}`,
+    event_time: Math.floor(Date.now() / 1000),
+    authorizations: [{ team_id: "TEMULATED", user_id: BOT_USER, is_bot: true, is_enterprise_install: false }],
+    event: {
+      type: "app_mention",
+      user: REQUESTER,
+      text: `<@${BOT_USER}> ${text}`,
+      ts,
+      channel: CHANNEL,
+      event_ts: ts,
+      team: "TEMULATED",
+    },
+  };
+}
+
+/** Posts a plain message (no mention event) so a hand-made app_mention can be delivered for it. */
+async function rootMessage(p: Product, text: string): Promise<string> {
+  const posted = await p.slack.user(REQUESTER).postMessage({ channel: CHANNEL, text });
+  return posted.ts;
+}
+
+describe("Slack faults, whole product", () => {
+  test("the same app_mention delivered 4 times, in turn and while the first is still handled, makes one task each", async () => {
+    product = await startProduct();
+    const p = product;
+
+    // In turn: the original, then Slack's three retries.
+    const first = await rootMessage(p, "fix add() please");
+    const envelope = mentionEnvelope(p, first, "fix add() please");
+    const sequential = [];
+    for (let retry = 0; retry < 4; retry++) {
+      sequential.push(
+        await p.slack.deliver(envelope, retry === 0 ? {} : { retryNum: retry, retryReason: "http_timeout" }),
+      );
+    }
+    expect(sequential.map((d) => d.status)).toEqual([200, 200, 200, 200]);
+
+    // Concurrent: retries arrive while the first delivery is still being handled.
+    const second = await rootMessage(p, "also fix add() over here");
+    const envelope2 = mentionEnvelope(p, second, "also fix add() over here");
+    const concurrent = await Promise.all([
+      p.slack.deliver(envelope2),
+      p.slack.deliver(envelope2, { retryNum: 1, retryReason: "http_timeout" }),
+      p.slack.deliver(envelope2, { retryNum: 2, retryReason: "http_timeout" }),
+      p.slack.deliver(envelope2, { retryNum: 3, retryReason: "http_timeout" }),
+    ]);
+    expect(concurrent.every((d) => d.status === 200)).toBe(true);
+
+    await p.waitForResult(first, 90_000);
+    await p.waitForResult(second, 90_000);
+    const a = p.checkThread(first);
+    const b = p.checkThread(second);
+    expect(a.taskId).not.toBe(b.taskId);
+    expect(a.result.text).toContain("pull request #");
+    expect(b.result.text).toContain("pull request #");
+    // One PR per task, and one Job per task.
+    expect(p.github.pulls(REPO).map((pr) => pr.head).sort()).toEqual(
+      [`baton/${a.taskId.toLowerCase()}`, `baton/${b.taskId.toLowerCase()}`].sort(),
+    );
+    expect(p.kube.jobs().length).toBe(2);
+    // The 👀 acknowledgement once per message.
+    expect(p.slack.reactions(CHANNEL, first)).toEqual([{ name: "eyes", users: [BOT_USER] }]);
+    p.checkNoLeaks();
+  }, 150_000);
+
+  test("a 429 storm on every write method: no Retry-After ignored, the final message still arrives", async () => {
+    product = await startProduct();
+    const p = product;
+    for (const method of ["chat.postMessage", "chat.update", "reactions.add"]) {
+      p.slack.injectFault({ method, kind: "429", times: 6, retryAfter: 1 });
+    }
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 120_000);
+    expect(result.text).toContain("pull request #");
+    p.checkThread(thread);
+    console.log(p.slack.calls().map((c) => `${c.method} ${c.status} ${c.time}`).join("\n"));
+    expect(p.slack.stats().rateLimited).toBeGreaterThanOrEqual(18);
+    expect(p.slack.stats().ignoredRateLimits).toBe(0);
+    expect(p.slack.calls().filter((c) => c.ignoredRetryAfter)).toEqual([]);
+    p.checkNoLeaks();
+  }, 150_000);
+
+  test("a lost chat.postMessage answer (the post took effect) leaves exactly one status message", async () => {
+    product = await startProduct();
+    const p = product;
+    p.slack.injectFault({ method: "chat.postMessage", kind: "drop_response", times: 1 });
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toContain("pull request #");
+    const { status } = p.checkThread(thread);
+    // The dropped call was the status post, and it was found again rather than posted twice.
+    expect(p.slack.calls("chat.postMessage")[0]).toMatchObject({ status: 0 });
+    console.log(p.slack.calls().map((c) => `${c.method} ${c.status} ${JSON.stringify(c.args.metadata)}`).join("\n"));
+    console.log(status.text, JSON.stringify(status.edits.map((e) => e.text)));
+    expect(status.edits.length).toBeGreaterThan(0);
+    p.checkNoLeaks();
+  }, 120_000);
+});
