@@ -11,6 +11,7 @@ import {
   type TaskId,
   type TaskState,
 } from "./task.js";
+import { bestAttempt } from "./scoring.js";
 import type { EvidenceEntry } from "../shared/run-result.js";
 
 export interface RenderContext {
@@ -655,8 +656,21 @@ function formatScore(score: number): string {
   return Number.isInteger(score) ? String(score) : score.toFixed(2);
 }
 
+/**
+ * The attempt Baton is publishing when the summary is posted (best-of-N posts it as the launch
+ * ends, before the pull request exists): the best attempt with changes of the current launch.
+ */
+function attemptBeingPublished(task: Task): number | undefined {
+  const launchRuns = new Set(task.runs.filter((run) => run.launch === task.launch).map((run) => run.runId));
+  const best = bestAttempt(
+    task.attemptResults.filter((result) => launchRuns.has(result.runId) && result.outcome === "changes"),
+  );
+  return best?.attempt;
+}
+
 export function renderAttemptsSummary(task: Task, ctx: RenderContext): SlackMessage {
   const published = task.pr?.attempt;
+  const publishing = published === undefined ? attemptBeingPublished(task) : undefined;
   const attempts = [...task.attemptResults].sort((a, b) => a.attempt - b.attempt).slice(0, 20);
   const blocks: SlackBlock[] = [header(`Attempts for ${task.id}`)];
   if (attempts.length === 0) blocks.push(section("_No attempt has finished yet._"));
@@ -672,9 +686,14 @@ export function renderAttemptsSummary(task: Task, ctx: RenderContext): SlackMess
       `${formatTokens(a.failingCommands)} failing command${a.failingCommands === 1 ? "" : "s"}`,
       `${formatTokens(a.filesChanged.length)} file${a.filesChanged.length === 1 ? "" : "s"} changed`,
     ];
-    const star = a.attempt === published ? " :star: *published*" : "";
+    const star =
+      a.attempt === published
+        ? " :star: *published*"
+        : a.attempt === publishing
+          ? " :star: *best, publishing*"
+          : "";
     const summary = a.summary.trim() !== "" ? `\n${untrustedLine(a.summary, ctx, 300)}` : "";
-    const choosable = a.outcome === "changes" && a.attempt !== published;
+    const choosable = a.outcome === "changes" && a.attempt !== published && a.attempt !== publishing;
     const accessory = choosable
       ? button(`Choose #${a.attempt}`, ACTION_IDS.choose, chooseValue(task.id, a.attempt))
       : undefined;
@@ -689,7 +708,7 @@ export function renderAttemptsSummary(task: Task, ctx: RenderContext): SlackMess
       `React ${emojis.length > 1 ? `${emojis[0]} … ${emojis[emojis.length - 1]}` : emojis[0]} on this message (or use a button) to publish another attempt's result instead.`,
     ),
   );
-  const fallback = `${task.id}: ${attempts.length} attempt${attempts.length === 1 ? "" : "s"} finished${published !== undefined ? `, attempt ${published} published` : ""}`;
+  const fallback = `${task.id}: ${attempts.length} attempt${attempts.length === 1 ? "" : "s"} finished${published !== undefined ? `, attempt ${published} published` : publishing !== undefined ? `, publishing attempt ${publishing}` : ""}`;
   return enforceLimits({ text: fallback, blocks });
 }
 

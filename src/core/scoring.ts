@@ -548,7 +548,10 @@ function isTestInvocation(argv: readonly string[]): boolean {
       return positionals(args).some((task) => /^(test|spec)(:.+)?$/.test(task));
     case "node":
     case "nodejs": {
-      const script = positionals(args, new Set(["-r", "--require", "--import", "--loader", "-C", "--conditions"]))[0];
+      const script = positionals(
+        args,
+        new Set(["-r", "--require", "--import", "--loader", "-C", "--conditions"]),
+      )[0];
       return script !== undefined && NODE_TEST_SCRIPT.test(script);
     }
     case "ruby":

@@ -87,7 +87,7 @@ export function doctorChecks(config: Config): Check[] {
   };
 
   const redis: Check = async () => {
-    const client = connectRedis(config.redisUrl, { connectionName: "baton-doctor" });
+    const client = connectRedis(config.redisUrl, { connectionName: "baton-doctor", once: true });
     client.on("error", () => undefined);
     try {
       await waitForRedis(client, TIMEOUT_MS);

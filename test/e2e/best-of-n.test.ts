@@ -60,28 +60,49 @@ test("attempts=2: the passing attempt is published, `one` on the summary switche
   });
   await env.say(`<@${BOT_USER}> fix it attempts=2 mode=auto`, root);
 
-  const published = await env.waitFor("the pull request of the best attempt", () => env.github.pulls(REPO)[0], 60_000);
+  const published = await env.waitFor(
+    "the pull request of the best attempt",
+    () => env.github.pulls(REPO)[0],
+    60_000,
+  );
   expect(overlapped).toBe(true);
-  expect(published).toMatchObject({ state: "open", head: expect.stringMatching(/^baton\/t-[0-9a-z]{6}-a2$/) });
+  expect(published).toMatchObject({
+    state: "open",
+    head: expect.stringMatching(/^baton\/t-[0-9a-z]{6}-a2$/),
+  });
   const taskBranch = published.head.replace(/-a2$/, "");
   expect(fileOnBranch(env, published.head, "math.js")).toContain("return a + b;");
   // Both attempts ran on their own branches of the task.
-  expect(new Set(env.turns().filter((t) => t.phase === "implement").map((t) => t.headBranch))).toEqual(
-    new Set([`${taskBranch}-a1`, `${taskBranch}-a2`]),
-  );
+  expect(
+    new Set(
+      env
+        .turns()
+        .filter((t) => t.phase === "implement")
+        .map((t) => t.headBranch),
+    ),
+  ).toEqual(new Set([`${taskBranch}-a1`, `${taskBranch}-a2`]));
 
   const summary = await env.waitFor("the attempts summary", () =>
-    env.botMessages(root).find((m) => textOf(m).includes(`Attempts for ${taskBranch.slice(6).toUpperCase()}`)),
+    env
+      .botMessages(root)
+      .find((m) => textOf(m).includes(`Attempts for ${taskBranch.slice(6).toUpperCase()}`)),
   );
   // A row per attempt, from the runner's evidence: attempt 1's test failed, attempt 2's passed and
-  // attempt 2 is the published one.
+  // attempt 2 is the one published (the summary is posted as the launch ends, while publishing).
   const rows = (summary.blocks as { text?: { text?: string } }[]).map((b) => b.text?.text ?? "");
   const row1 = rows.find((r) => r.includes("*Attempt 1*")) ?? "";
   const row2 = rows.find((r) => r.includes("*Attempt 2*")) ?? "";
   expect({ row1, row2 }).toEqual({
     row1: expect.stringContaining("tests :x: not passing"),
-    row2: expect.stringMatching(/published.*tests :white_check_mark: passed/),
+    row2: expect.stringMatching(/:star: \*(published|best, publishing)\*.*tests :white_check_mark: passed/),
   });
+
+  const rowOf = (attempt: number) =>
+    ((env.slack.message(CHANNEL, summary.ts)?.blocks ?? []) as { text?: { text?: string } }[])
+      .map((b) => b.text?.text ?? "")
+      .find((r) => r.includes(`*Attempt ${attempt}*`)) ?? "";
+  // Once the pull request is open, the summary is edited to mark attempt 2 as published.
+  await env.waitFor("the summary to mark attempt 2 published", () => rowOf(2).includes(":star: *published*"));
 
   await env.react(summary.ts, "one", REQUESTER);
   const switched = await env.waitFor("attempt 1's pull request", () =>
@@ -96,4 +117,7 @@ test("attempts=2: the passing attempt is published, `one` on the summary switche
     env.botMessages(root).find((m) => prUrl.test(textOf(m))),
   );
   expect(env.github.pulls(REPO).filter((p) => p.state === "open")).toHaveLength(1);
+  // The summary follows the switch: attempt 1 is now the published one.
+  await env.waitFor("the summary to mark attempt 1 published", () => rowOf(1).includes(":star: *published*"));
+  expect(rowOf(2)).not.toContain(":star:");
 }, 120_000);

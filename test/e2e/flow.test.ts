@@ -4,15 +4,7 @@
 // GitHub emulator with the fix, linked in the thread with its evidence; `mode=auto` skips approval.
 import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, test } from "@jest/globals";
-import {
-  BOT_USER,
-  CHANNEL,
-  REPO,
-  REQUESTER,
-  allVersions,
-  startE2E,
-  type E2E,
-} from "./harness.js";
+import { BOT_USER, CHANNEL, REPO, REQUESTER, allVersions, startE2E, type E2E } from "./harness.js";
 
 let e2e: E2E | undefined;
 
@@ -28,11 +20,9 @@ function fileOnBranch(env: E2E, branch: string, file: string): string {
 }
 
 function commitsOnBranch(env: E2E, branch: string): string[] {
-  return execFileSync(
-    "git",
-    ["--git-dir", env.github.bareRepoPath(REPO), "rev-list", `main..${branch}`],
-    { encoding: "utf8" },
-  )
+  return execFileSync("git", ["--git-dir", env.github.bareRepoPath(REPO), "rev-list", `main..${branch}`], {
+    encoding: "utf8",
+  })
     .split("\n")
     .filter(Boolean);
 }
@@ -50,7 +40,11 @@ async function reportAndMention(env: E2E, mention: string): Promise<{ root: stri
 
 async function expectPublished(env: E2E, root: string, mentionTs: string): Promise<void> {
   const pull = await env.waitFor("the pull request", () => env.github.pulls(REPO)[0]);
-  expect(pull).toMatchObject({ state: "open", base: "main", head: expect.stringMatching(/^baton\/t-[0-9a-z]{6}$/) });
+  expect(pull).toMatchObject({
+    state: "open",
+    base: "main",
+    head: expect.stringMatching(/^baton\/t-[0-9a-z]{6}$/),
+  });
   expect(fileOnBranch(env, pull.head, "math.js")).toContain("return a + b;");
   expect(commitsOnBranch(env, pull.head)).toHaveLength(1);
   // Evidence in the PR body comes from the runner's own record of the commands.
@@ -62,14 +56,20 @@ async function expectPublished(env: E2E, root: string, mentionTs: string): Promi
     env.botMessages(root).find((m) => prUrl.test(m.text) || JSON.stringify(m.blocks ?? []).match(prUrl)),
   );
   expect(result.threadTs).toBe(root);
+  // The result carries the evidence: the test command the runner recorded, and that it passed.
+  const resultText = `${result.text}\n${JSON.stringify(result.blocks ?? [])}`;
+  expect(resultText).toContain("node test.js");
+  expect(result.unfurlLinks).toBe(false);
 
   // One status message, first in the thread, edited in place through the task's life.
   const taskId = pull.head.replace("baton/", "").toUpperCase();
   const status = env.botMessages(root)[0]!;
   expect(allVersions(status).some((t) => t.includes(taskId))).toBe(true);
-  await env.waitFor("the status message to show the pull request", () =>
-    env.slack.message(CHANNEL, status.ts)!.text.match(prUrl) ||
-    JSON.stringify(env.slack.message(CHANNEL, status.ts)!.blocks ?? []).match(prUrl),
+  await env.waitFor(
+    "the status message to show the pull request",
+    () =>
+      env.slack.message(CHANNEL, status.ts)!.text.match(prUrl) ||
+      JSON.stringify(env.slack.message(CHANNEL, status.ts)!.blocks ?? []).match(prUrl),
   );
   expect(env.slack.message(CHANNEL, status.ts)!.edits.length).toBeGreaterThanOrEqual(2);
   const statusUpdates = env.slack.calls("chat.update").filter((c) => c.ok && c.args.ts === status.ts);
@@ -86,7 +86,12 @@ async function planAndApprove(env: E2E, root: string, mentionTs: string): Promis
     5_000,
   );
   const plan = await env.waitFor("the plan message", () =>
-    env.botMessages(root).find((m) => m.text.includes("Make add() add.") || JSON.stringify(m.blocks ?? []).includes("Make add() add.")),
+    env
+      .botMessages(root)
+      .find(
+        (m) =>
+          m.text.includes("Make add() add.") || JSON.stringify(m.blocks ?? []).includes("Make add() add."),
+      ),
   );
   // Nothing is implemented before approval.
   expect(env.github.pulls(REPO)).toEqual([]);
@@ -102,7 +107,12 @@ describe("mention → plan → ✅ → pull request", () => {
     await expectPublished(e2e, root, mentionTs);
     // Two Jobs (plan, implement) ran the real agent in pods.
     expect(e2e.kubernetes!.containerStarts().length).toBe(2);
-    expect(e2e.turns().filter((t) => t.phase === "implement").map((t) => t.step)).toEqual([0, 1, 2]);
+    expect(
+      e2e
+        .turns()
+        .filter((t) => t.phase === "implement")
+        .map((t) => t.step),
+    ).toEqual([0, 1, 2]);
   }, 90_000);
 
   test("through the local executor", async () => {

@@ -4,7 +4,14 @@
 // private Redis). The scripted model answers from the request itself (plan vs implement phase, head
 // branch, follow-ups), so parallel attempts and rounds need no shared turn counter.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
+import {
+  createWriteStream,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  type WriteStream,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startGitHubEmulator, type GitHubEmulator } from "../emulators/github/index.js";
@@ -94,8 +101,7 @@ export function describeTurn(body: ChatRequestBody): Turn {
   const tools = Array.isArray(body.tools)
     ? (body.tools as { function?: { name?: string } }[]).map((t) => t.function?.name)
     : [];
-  const phase: Phase =
-    tools.length === 0 ? "classify" : tools.includes("submit_plan") ? "plan" : "implement";
+  const phase: Phase = tools.length === 0 ? "classify" : tools.includes("submit_plan") ? "plan" : "implement";
   const texts = messageTexts(body);
   const task = texts.find((m) => m.role === "user")?.text ?? "";
   const headBranch = /\(branch (baton\/[a-z0-9-]+),/.exec(task)?.[1];
@@ -163,7 +169,11 @@ export interface E2E {
   react(ts: string, name: string, user?: string): Promise<void>;
   /** Baton's messages in a thread, oldest first. */
   botMessages(threadTs: string): EmulatedMessage[];
-  waitFor<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs?: number): Promise<T>;
+  waitFor<T>(
+    what: string,
+    fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+    timeoutMs?: number,
+  ): Promise<T>;
   /** The bot's log (JSON lines), for assertions and for diagnosing a failure. */
   log(): string;
   close(): Promise<void>;
@@ -179,7 +189,8 @@ async function waitUntil<T>(
   for (;;) {
     const value = await fn();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${onTimeout()}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${onTimeout()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -4,6 +4,7 @@
 // started by the emulated kubelet. Helpers read every task's messages out of the Slack emulator and
 // check the product-wide invariants: one status and one terminal message per task, no duplicate
 // pull requests, no secret in Slack, pull requests or model requests.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,6 +66,15 @@ export const defaultTurn: Turn = ({ phase, step }) => {
   return { toolCalls: [{ name: "finish", arguments: { summary: "Fixed add() in math.js." } }] };
 };
 
+/** An agent that first runs `sleep <seconds>` (a window to inject faults mid-run), then fixes and finishes. */
+export function slowTurn(seconds: number): Turn {
+  return (input) => {
+    if (input.phase === "implement" && input.step === 0)
+      return { toolCalls: [{ name: "shell", arguments: { command: ["sleep", String(seconds)] } }] };
+    return defaultTurn({ ...input, step: input.step - 1 });
+  };
+}
+
 function toolNames(body: ChatRequestBody): string[] {
   if (!Array.isArray(body.tools)) return [];
   return body.tools.map((t: unknown) => {
@@ -105,7 +115,7 @@ export interface Product {
   botMessages(threadTs: string): EmulatedMessage[];
   /** Baton's messages in a thread grouped by the kind in their metadata. */
   messagesByKind(threadTs: string): Record<string, EmulatedMessage[]>;
-  /** Waits until the thread holds a terminal result message and returns it. */
+  /** Waits until the thread holds a terminal result message and its status message shows the end; returns the result. */
   waitForResult(threadTs: string, timeoutMs?: number): Promise<EmulatedMessage>;
   /** Every run token the kubelet handed to an agent. */
   runTokens(): string[];
@@ -119,6 +129,15 @@ export interface Product {
 }
 
 const TERMINAL_MARKERS = [" failed", "pull request #", "finished without changes", "was cancelled", "expired"];
+/** What a status message says once its task has ended (render.ts STATE_WORDS of final states). */
+const FINAL_STATUS_WORDS = [
+  "Pull request opened",
+  "Finished without changes",
+  "Failed",
+  "Plan rejected",
+  "Expired",
+  "Cancelled",
+];
 
 /** Every text a Slack message ever showed (its current text, blocks and earlier versions). */
 export function messageTexts(message: EmulatedMessage): string[] {
@@ -268,10 +287,21 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
       botMessages,
       messagesByKind,
       async waitForResult(threadTs, timeoutMs = 60_000) {
-        return await slack.waitFor(
+        const started = Date.now();
+        const result = await waitFor(
           () => (messagesByKind(threadTs)["result"] ?? []).find(isTerminal),
           timeoutMs,
+          `a terminal result message in thread ${threadTs}`,
         );
+        await waitFor(
+          () =>
+            (messagesByKind(threadTs)["status"] ?? []).some((m) =>
+              FINAL_STATUS_WORDS.some((w) => m.text.includes(w)),
+            ),
+          Math.max(10_000, timeoutMs - (Date.now() - started)),
+          `the status message of thread ${threadTs} showing the end`,
+        );
+        return result;
       },
       runTokens,
       allSecrets,
@@ -323,6 +353,34 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
     await closeAll();
     throw error;
   }
+}
+
+/** An app_mention envelope for a message already in the channel, with a fixed event id (for redelivery). */
+export function mentionEnvelope(ts: string, text: string): Record<string, unknown> {
+  return {
+    token: "emulated-verification-token",
+    team_id: "TEMULATED",
+    api_app_id: "AEMULATED",
+    type: "event_callback",
+    event_id: `Ev${randomBytes(5).toString("hex").toUpperCase()}`,
+    event_time: Math.floor(Date.now() / 1000),
+    authorizations: [{ team_id: "TEMULATED", user_id: BOT_USER, is_bot: true, is_enterprise_install: false }],
+    event: {
+      type: "app_mention",
+      user: REQUESTER,
+      text: `<@${BOT_USER}> ${text}`,
+      ts,
+      channel: CHANNEL,
+      event_ts: ts,
+      team: "TEMULATED",
+    },
+  };
+}
+
+/** Posts a plain top-level message (no mention event) so a hand-made app_mention can be delivered for it. */
+export async function rootMessage(p: Product, text: string): Promise<string> {
+  const posted = await p.slack.user(REQUESTER).postMessage({ channel: CHANNEL, text });
+  return posted.ts;
 }
 
 /** Polls until `fn` returns something truthy (or throws after `timeoutMs`). */

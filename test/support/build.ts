@@ -143,11 +143,16 @@ export async function ensureDistBuilt(): Promise<string> {
   return await withNamedLock(DIST_LOCK, () => {
     const current = fingerprintAll();
     const entry = path.join(DIST, "cli.js");
-    if (existsSync(entry) && existsSync(DIST_STAMP) && readFileSync(DIST_STAMP, "utf8") === current) return bin;
+    if (existsSync(entry) && existsSync(DIST_STAMP) && readFileSync(DIST_STAMP, "utf8") === current)
+      return bin;
     try {
       execFileSync(
         process.execPath,
-        [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.build.json")],
+        [
+          path.join(ROOT, "node_modules", "typescript", "bin", "tsc"),
+          "-p",
+          path.join(ROOT, "tsconfig.build.json"),
+        ],
         { cwd: ROOT, stdio: "pipe" },
       );
     } catch (error) {

@@ -8,6 +8,8 @@ export interface RedisConnectOptions {
   /** For BullMQ workers and other blocking consumers: retry forever instead of failing the command. */
   blocking?: boolean;
   connectionName?: string;
+  /** One connection attempt, no reconnects (checks such as `baton doctor`). */
+  once?: boolean;
 }
 
 export function connectRedis(url: string, options: RedisConnectOptions = {}): Redis {
@@ -19,6 +21,10 @@ export function connectRedis(url: string, options: RedisConnectOptions = {}): Re
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     reconnectOnError: () => true,
   };
+  if (options.once) {
+    base.retryStrategy = () => null;
+    base.reconnectOnError = () => false;
+  }
   return new Redis(url, {
     ...base,
     ...(options.blocking
@@ -39,11 +45,18 @@ export async function waitForRedis(redis: Redis, timeoutMs = 10_000): Promise<vo
       cleanup();
       resolve();
     };
+    // A client that gives up reconnecting (`once`) ends: fail now instead of at the timeout.
+    const onEnd = () => {
+      cleanup();
+      reject(new Error("Redis connection closed (refused or unreachable)"));
+    };
     const cleanup = () => {
       clearTimeout(timer);
       redis.off("ready", onReady);
+      redis.off("end", onEnd);
     };
     redis.on("ready", onReady);
+    redis.on("end", onEnd);
   });
 }
 

@@ -666,6 +666,31 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       const n = Math.min(REACTIONS_FOR_ATTEMPTS.length, Math.max(task.attempts, task.attemptResults.length));
       await addReactions(task, posted.ts, REACTIONS_FOR_ATTEMPTS.slice(0, n));
     }
+    if (kind === "result") {
+      await refreshSummary(task).catch((error: unknown) =>
+        logger.warn({ taskId: task.id, err: error }, "attempts summary not updated"),
+      );
+    }
+  }
+
+  /**
+   * The attempts summary is posted as a best-of-N launch ends, before the pull request exists; once
+   * a result names the pull request (first publish, or another attempt chosen), the summary is
+   * edited to mark the attempt that is now published.
+   */
+  async function refreshSummary(task: Task): Promise<void> {
+    if (task.pr === undefined || task.attempts < 2 || task.round > 1) return;
+    const stored = await store.get(task.id);
+    const latest = stored !== undefined && stored.version > task.version ? stored : task;
+    const ts = stored?.slack.summaryTs ?? task.slack.summaryTs;
+    if (ts === undefined || latest.pr === undefined) return;
+    const message = render(renderAttemptsSummary, latest, "attempts");
+    await budgeted(
+      "chat.update",
+      limits.chatUpdate,
+      () => POST,
+      () => chat.updateMessage({ channel: latest.channelId, ts, text: message.text, blocks: message.blocks }),
+    );
   }
 
   async function notifyUser(task: Task, userId: string, text: string): Promise<void> {

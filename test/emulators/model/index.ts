@@ -360,6 +360,28 @@ export async function startModelEmulator(options: ModelEmulatorOptions): Promise
     void (async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
       const isResponses = url.pathname === "/v1/responses";
+      if (req.method === "GET" && url.pathname === "/v1/models") {
+        // `baton doctor` probes the endpoint with GET /models (auth checked like the real API).
+        if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+          openAiError(
+            res,
+            401,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            null,
+            "invalid_api_key",
+          );
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            object: "list",
+            data: [{ id: "gpt-5-codex", object: "model", owned_by: "baton" }],
+          }),
+        );
+        return;
+      }
       if (req.method !== "POST" || (url.pathname !== "/v1/chat/completions" && !isResponses)) {
         openAiError(
           res,

@@ -1,0 +1,92 @@
+// Upstream faults through the whole product: the model answering 429/5xx or cutting its stream
+// (retried, the run succeeds; persistently → a clear failure), GitHub 5xx and 422 at publish, and
+// the run's token budget running out. Every task ends with exactly one terminal message, one status
+// message, at most one pull request, and no secret anywhere.
+import { afterEach, describe, expect, test } from "@jest/globals";
+import { REPO, defaultTurn, startProduct, type Product, type Turn } from "./harness.js";
+
+let product: Product | undefined;
+
+afterEach(async () => {
+  await product?.close();
+  product = undefined;
+});
+
+const PULLS = "POST /repos/{owner}/{repo}/pulls";
+
+describe("upstream faults, whole product", () => {
+  test("the model answers 429, then 503, then cuts its stream: retried, the run opens one pull request", async () => {
+    const turn: Turn = (input) => {
+      if (input.turn === 0) return { fault: { kind: "status", status: 429, retryAfterSeconds: 1 } };
+      if (input.turn === 1) return { fault: { kind: "status", status: 503 } };
+      if (input.turn === 2) return { ...defaultTurn(input), fault: { kind: "cut", afterChunks: 1 } };
+      return defaultTurn(input);
+    };
+    product = await startProduct({ turn });
+    const p = product;
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toContain("pull request #");
+    const { taskId } = p.checkThread(thread);
+    expect(p.model.requests.slice(0, 2).map((r) => r.status)).toEqual([429, 503]);
+    expect(p.github.pulls(REPO).map((pr) => pr.head)).toEqual([`baton/${taskId.toLowerCase()}`]);
+    // The 429's Retry-After was honoured before the next call.
+    p.checkNoLeaks();
+  }, 120_000);
+
+  test("the model failing persistently: the task fails with a clear message and no pull request", async () => {
+    product = await startProduct({ turn: () => ({ fault: { kind: "status", status: 500 } }) });
+    const p = product;
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 120_000);
+    expect(result.text).toMatch(/failed/);
+    expect(result.text).toMatch(/model/i);
+    p.checkThread(thread);
+    expect(p.github.pulls(REPO)).toEqual([]);
+    p.checkNoLeaks();
+  }, 150_000);
+
+  test("GitHub answers 502 twice when opening the pull request: retried, exactly one pull request", async () => {
+    product = await startProduct();
+    const p = product;
+    p.github.injectFault({ route: PULLS, status: 502, times: 2 });
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toContain("pull request #");
+    const { taskId } = p.checkThread(thread);
+    expect(p.github.pulls(REPO).map((pr) => pr.head)).toEqual([`baton/${taskId.toLowerCase()}`]);
+    expect(p.github.calls().filter((c) => c.route === PULLS).map((c) => c.status)).toEqual([502, 502, 201]);
+    p.checkNoLeaks();
+  }, 120_000);
+
+  test("GitHub refusing the pull request with 422: the task fails saying so, once", async () => {
+    product = await startProduct();
+    const p = product;
+    p.github.injectFault({ route: PULLS, status: 422, times: 10 });
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toMatch(/failed/);
+    expect(result.text).toMatch(/GitHub refused/);
+    p.checkThread(thread);
+    expect(p.github.pulls(REPO)).toEqual([]);
+    p.checkNoLeaks();
+  }, 120_000);
+
+  test("the run's token budget runs out: the task fails and the thread says which budget", async () => {
+    // Every turn costs 700 tokens and never finishes; the third call is over the 1,000 token budget.
+    const turn: Turn = () => ({
+      toolCalls: [{ name: "shell", arguments: { command: ["true"] } }],
+      usage: { prompt_tokens: 600, completion_tokens: 100 },
+    });
+    product = await startProduct({ turn, policy: { limits: { runTokenBudget: 1000 } } });
+    const p = product;
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toMatch(/failed/);
+    expect(result.text).toContain("token budget (1,000 tokens)");
+    p.checkThread(thread);
+    expect(p.model.requests).toHaveLength(2);
+    expect(p.github.pulls(REPO)).toEqual([]);
+    p.checkNoLeaks();
+  }, 120_000);
+});
