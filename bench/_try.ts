@@ -4,7 +4,12 @@ import { benchB2, benchB3 } from "./notifier.js";
 const which = process.argv[2]!;
 const redis = await startRedisServer({ persistent: false });
 const ctx = { redisUrl: redis.url, log: (m: string) => console.error(m) };
-const map: Record<string, (c: typeof ctx) => Promise<unknown>> = { B2: benchB2, B3: benchB3, B6: benchB6, B7: benchB7 };
+const map: Record<string, (c: typeof ctx) => Promise<unknown>> = {
+  B2: benchB2,
+  B3: benchB3,
+  B6: benchB6,
+  B7: benchB7,
+};
 try {
   const out = (await map[which]!(ctx)) as { rows: unknown; invariants: unknown; details: unknown };
   console.log(JSON.stringify({ rows: out.rows, invariants: out.invariants, details: out.details }, null, 1));

@@ -1,20 +1,37 @@
 // B6 (tool outputs of 1 KB … 100 MB reach the model bounded) and B7 (input over a 200-step run vs
 // append-only history): the real `baton agent` process against the model emulator and the fake runner.
 import type { ScriptedReply } from "../test/emulators/model/index.js";
-import { createFixtureRepo, messagesOf, startSession, type LooseMessage } from "../test/integration/agent/harness.js";
+import {
+  createFixtureRepo,
+  messagesOf,
+  startSession,
+  type LooseMessage,
+} from "../test/integration/agent/harness.js";
 import { DEFAULT_TUNING } from "../src/agent/engine.js";
-import { MiB, rssOf, round, type BenchContext, type BenchOutcome, type Invariant, type Row } from "./lib/report.js";
+import {
+  MiB,
+  rssOf,
+  round,
+  type BenchContext,
+  type BenchOutcome,
+  type Invariant,
+  type Row,
+} from "./lib/report.js";
 
 const KiB = 1024;
 const MODEL_OUTPUT_CAP = 10 * KiB;
 
-const plan = (): ScriptedReply => ({ toolCalls: [{ name: "submit_plan", arguments: { summary: "done", steps: ["one"] } }] });
+const plan = (): ScriptedReply => ({
+  toolCalls: [{ name: "submit_plan", arguments: { summary: "done", steps: ["one"] } }],
+});
 /** A shell step printing `bytes` bytes of one letter, then a marker line. */
 const output = (bytes: number, letter: string): ScriptedReply => ({
   toolCalls: [
     {
       name: "shell",
-      arguments: { command: ["sh", "-c", `head -c ${bytes} /dev/zero | tr '\\000' ${letter}; echo; echo END-OF-OUTPUT`] },
+      arguments: {
+        command: ["sh", "-c", `head -c ${bytes} /dev/zero | tr '\\000' ${letter}; echo; echo END-OF-OUTPUT`],
+      },
     },
   ],
 });
@@ -26,7 +43,11 @@ interface AgentRun {
   stderr: string;
 }
 
-async function runAgent(script: ScriptedReply[], env: Record<string, string> = {}, timeoutMs = 240_000): Promise<AgentRun> {
+async function runAgent(
+  script: ScriptedReply[],
+  env: Record<string, string> = {},
+  timeoutMs = 240_000,
+): Promise<AgentRun> {
   const fixture = createFixtureRepo();
   const steps = script.length + 5;
   const session = await startSession({
@@ -69,9 +90,14 @@ export async function benchB6(ctx: BenchContext): Promise<BenchOutcome> {
   const sizes = [1 * KiB, 1 * MiB, 10 * MiB, 100 * MiB];
   const runs = new Map<number, AgentRun>();
   for (const size of sizes) {
-    const script = [...Array.from({ length: STEPS }, (_, i) => output(size, String.fromCharCode(97 + i))), plan()];
+    const script = [
+      ...Array.from({ length: STEPS }, (_, i) => output(size, String.fromCharCode(97 + i))),
+      plan(),
+    ];
     const run = await runAgent(script);
-    ctx.log(`B6 ${size} B outputs: ${run.requests.length} requests, peak RSS ${round(run.peakRss / MiB, 1)} MiB`);
+    ctx.log(
+      `B6 ${size} B outputs: ${run.requests.length} requests, peak RSS ${round(run.peakRss / MiB, 1)} MiB`,
+    );
     runs.set(size, run);
   }
   const base = runs.get(sizes[0]!)!;
@@ -128,7 +154,8 @@ export async function benchB6(ctx: BenchContext): Promise<BenchOutcome> {
 }
 
 /** Characters of messages as sent (each message's JSON plus a separator). */
-const charsOf = (messages: LooseMessage[]) => messages.reduce((n, m) => n + JSON.stringify(m).length + 1, 0) + 1;
+const charsOf = (messages: LooseMessage[]) =>
+  messages.reduce((n, m) => n + JSON.stringify(m).length + 1, 0) + 1;
 
 /** B7: a 200-step run reading ~8 KB per step, against the append-only history of the same run. */
 export async function benchB7(ctx: BenchContext): Promise<BenchOutcome> {
@@ -187,6 +214,11 @@ export async function benchB7(ctx: BenchContext): Promise<BenchOutcome> {
         detail: `largest request ${largest} chars, window ${window} chars`,
       },
     ],
-    details: { requestChars: sent, appendOnlyTotalChars: appendOnly, actualTotalChars: actual, windowChars: window },
+    details: {
+      requestChars: sent,
+      appendOnlyTotalChars: appendOnly,
+      actualTotalChars: actual,
+      windowChars: window,
+    },
   };
 }

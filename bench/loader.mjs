@@ -8,9 +8,17 @@ import { transformSync } from "@swc/core";
 
 registerHooks({
   resolve(specifier, context, nextResolve) {
-    if ((specifier.startsWith("./") || specifier.startsWith("../")) && specifier.endsWith(".js") && context.parentURL) {
+    if (
+      (specifier.startsWith("./") || specifier.startsWith("../")) &&
+      specifier.endsWith(".js") &&
+      context.parentURL
+    ) {
       const asTs = new URL(specifier.replace(/\.js$/, ".ts"), context.parentURL);
-      if (asTs.protocol === "file:" && !existsSync(new URL(specifier, context.parentURL)) && existsSync(asTs)) {
+      if (
+        asTs.protocol === "file:" &&
+        !existsSync(new URL(specifier, context.parentURL)) &&
+        existsSync(asTs)
+      ) {
         return { url: asTs.href, shortCircuit: true, format: "module" };
       }
     }

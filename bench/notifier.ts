@@ -14,11 +14,30 @@ import { createRedactor } from "../src/core/redact.js";
 import { newTask, type Effect, type Task, type TaskId } from "../src/core/task.js";
 import { applyTaskEvent, type EffectRunner } from "../src/services/task-events.js";
 import { silentLogger } from "../src/shared/logger.js";
-import { startSlackEmulator, type RateLimitOptions, type SlackEmulator } from "../test/emulators/slack/index.js";
+import {
+  startSlackEmulator,
+  type RateLimitOptions,
+  type SlackEmulator,
+} from "../test/emulators/slack/index.js";
 import { startSink } from "./lib/sink.js";
-import { percentile, round, sleep, waitUntil, type BenchContext, type BenchOutcome, type Invariant, type Row } from "./lib/report.js";
+import {
+  percentile,
+  round,
+  sleep,
+  waitUntil,
+  type BenchContext,
+  type BenchOutcome,
+  type Invariant,
+  type Row,
+} from "./lib/report.js";
 
-const NOTIFY = new Set<Effect["type"]>(["update_status", "post_plan", "post_attempts_summary", "post_result", "notify_user"]);
+const NOTIFY = new Set<Effect["type"]>([
+  "update_status",
+  "post_plan",
+  "post_attempts_summary",
+  "post_result",
+  "notify_user",
+]);
 
 interface World {
   emu: SlackEmulator;
@@ -36,7 +55,11 @@ function benchTaskId(): TaskId {
   return `T-${(taskCounter + 36 ** 4).toString(36).toUpperCase().padStart(6, "0").slice(-6)}` as TaskId;
 }
 
-async function world(redis: Redis, limits: Partial<NotifierLimits>, rateLimits?: RateLimitOptions): Promise<World> {
+async function world(
+  redis: Redis,
+  limits: Partial<NotifierLimits>,
+  rateLimits?: RateLimitOptions,
+): Promise<World> {
   const sink = await startSink();
   const emu = await startSlackEmulator({ ...(rateLimits ? { rateLimits } : {}), eventsUrl: sink.url });
   const prefix = `bench:notifier:${randomBytes(4).toString("hex")}:`;
@@ -60,7 +83,8 @@ async function world(redis: Redis, limits: Partial<NotifierLimits>, rateLimits?:
   });
   const effects: EffectRunner = {
     async run(task, list) {
-      for (const effect of list) if (NOTIFY.has(effect.type)) await notifier.handle(task, effect as NotifyEffect);
+      for (const effect of list)
+        if (NOTIFY.has(effect.type)) await notifier.handle(task, effect as NotifyEffect);
     },
   };
   const requester = emu.user("UREQ", { name: "req" });
@@ -139,103 +163,125 @@ async function paced(count: number, perSecond: number, send: (k: number) => Prom
   await Promise.all(inflight);
 }
 
-/** B2: 3 tasks, 5 s of progress at 1, 10 and 100 events/s each; baseline: one chat.update per event. */
+// Baseline, side by side with the rest: a naive forwarder, one chat.update per event at 100 events/s.
+async function naiveForwarder(
+  TASKS: number,
+  SECONDS: number,
+): Promise<{ naiveCalls: number; naive429: number }> {
+  let naiveCalls = 0;
+  let naive429 = 0;
+  const sink = await startSink();
+  const emu = await startSlackEmulator({ eventsUrl: sink.url });
+  try {
+    const requester = emu.user("UREQ");
+    const messages = await Promise.all(
+      Array.from({ length: TASKS }, async (_, i) => {
+        const channel = `CB2NAIVE${i}`;
+        await requester.postMessage({ channel, text: "please" });
+        const res = await fetch(`${emu.apiUrl}chat.postMessage`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${emu.botToken}`,
+            "content-type": "application/json; charset=utf-8",
+          },
+          body: JSON.stringify({ channel, text: "status" }),
+        });
+        const body = (await res.json()) as { ts?: string };
+        if (!body.ts) throw new Error("naive forwarder could not post its status message");
+        return { channel, ts: body.ts };
+      }),
+    );
+    await Promise.all(
+      messages.map(({ channel, ts }) =>
+        paced(SECONDS * 100, 100, async (k) => {
+          const res = await fetch(`${emu.apiUrl}chat.update`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${emu.botToken}`,
+              "content-type": "application/json; charset=utf-8",
+            },
+            body: JSON.stringify({ channel, ts, text: `mark${k}x` }),
+          });
+          naiveCalls += 1;
+          if (res.status === 429) naive429 += 1;
+          await res.arrayBuffer();
+        }),
+      ),
+    );
+  } finally {
+    await emu.close();
+    await sink.close();
+  }
+  return { naiveCalls, naive429 };
+}
+
+/**
+ * B2: 2 tasks, 20 s of progress at 1, 10 and 100 events/s each (every event a visible change), then
+ * the run ends; baseline: a forwarder that sends one chat.update per event at 100 events/s.
+ */
 export async function benchB2(ctx: BenchContext): Promise<BenchOutcome> {
   const redis = connectRedis(ctx.redisUrl);
   await waitForRedis(redis);
-  const TASKS = 3;
-  const SECONDS = 5;
+  const TASKS = 2;
+  const SECONDS = 20;
   const rates = [1, 10, 100];
   const perTask = new Map<number, number>();
   const invariants: Invariant[] = [];
   const details: Record<string, unknown> = {};
   try {
-    for (const rate of rates) {
-      const w = await world(redis, {});
-      try {
-        const tasks = await Promise.all(Array.from({ length: TASKS }, (_, i) => w.startTask(`CB2R${rate}N${i}`)));
-        const before = w.emu.calls().length;
-        const events = SECONDS * rate;
-        await Promise.all(
-          tasks.map(({ id, runId }) =>
-            paced(events, rate, async (k) => {
-              // Sequential per task, like one runner stream: each post waits for the previous one.
-              await w.apply(id, progress(runId, k));
-            }),
-          ),
-        );
-        await Promise.all(tasks.map(({ id, runId }) => w.apply(id, failed(runId))));
-        await w.notifier.flush();
-        // The final status must show the end of the run, and only one status message per task.
-        const slackCalls = w.emu.calls().filter((c) => c.method !== "auth.test").slice(before);
-        perTask.set(rate, slackCalls.length / TASKS);
-        const stats = w.emu.stats();
-        invariants.push({
-          id: "B2",
-          name: `zero 429 at ${rate} events/s`,
-          ok: stats.rateLimited === 0,
-          detail: `${stats.rateLimited} calls answered 429`,
-        });
-        const statusCounts = await Promise.all(
-          tasks.map(async ({ id }) => {
-            const task = (await w.store.get(id))!;
-            const messages = w.emu.messages(task.channelId, task.threadTs);
-            const status = messages.filter((m) => (m.metadata?.event_payload as { kind?: string } | undefined)?.kind === "status");
-            return { count: status.length, final: task.state === "failed" && !!task.slack.resultTs };
-          }),
-        );
-        invariants.push({
-          id: "B2",
-          name: `one status message per task and every result posted at ${rate} events/s`,
-          ok: statusCounts.every((s) => s.count === 1 && s.final),
-          detail: JSON.stringify(statusCounts),
-        });
-        details[`rate_${rate}`] = { callsPerTask: slackCalls.length / TASKS, byMethod: stats.byMethod };
-        ctx.log(`B2 ${rate}/s: ${round(slackCalls.length / TASKS, 1)} Slack calls per task`);
-      } finally {
-        await w.close();
-      }
-    }
-
-    // Baseline: a naive forwarder that sends one chat.update per event, at 100 events/s.
-    const sink = await startSink();
-    const emu = await startSlackEmulator({ eventsUrl: sink.url });
-    let naiveCalls = 0;
-    let naive429 = 0;
-    try {
-      const requester = emu.user("UREQ");
-      const messages = await Promise.all(
-        Array.from({ length: TASKS }, async (_, i) => {
-          const channel = `CB2NAIVE${i}`;
-          await requester.postMessage({ channel, text: "please" });
-          const res = await fetch(`${emu.apiUrl}chat.postMessage`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${emu.botToken}`, "content-type": "application/json; charset=utf-8" },
-            body: JSON.stringify({ channel, text: "status" }),
+    const naive = naiveForwarder(TASKS, SECONDS);
+    // The rates run side by side (one emulator, i.e. one workspace, each) to keep the wall time short.
+    await Promise.all(
+      rates.map(async (rate) => {
+        const w = await world(redis, {});
+        try {
+          const tasks = await Promise.all(
+            Array.from({ length: TASKS }, (_, i) => w.startTask(`CB2R${rate}N${i}`)),
+          );
+          await w.notifier.flush();
+          const before = w.emu.calls().length;
+          await Promise.all(
+            // Sequential per task, like one runner stream: each event waits for the previous one.
+            tasks.map(({ id, runId }) => paced(SECONDS * rate, rate, (k) => w.apply(id, progress(runId, k)))),
+          );
+          await Promise.all(tasks.map(({ id, runId }) => w.apply(id, failed(runId))));
+          await w.notifier.flush();
+          const slackCalls = w.emu.calls().slice(before);
+          perTask.set(rate, slackCalls.length / TASKS);
+          const stats = w.emu.stats();
+          invariants.push({
+            id: "B2",
+            name: `zero 429 at ${rate} events/s`,
+            ok: stats.rateLimited === 0,
+            detail: `${stats.rateLimited} calls answered 429`,
           });
-          const body = (await res.json()) as { ts?: string };
-          if (!body.ts) throw new Error("naive forwarder could not post its status message");
-          return { channel, ts: body.ts };
-        }),
-      );
-      await Promise.all(
-        messages.map(({ channel, ts }) =>
-          paced(SECONDS * 100, 100, async (k) => {
-            const res = await fetch(`${emu.apiUrl}chat.update`, {
-              method: "POST",
-              headers: { authorization: `Bearer ${emu.botToken}`, "content-type": "application/json; charset=utf-8" },
-              body: JSON.stringify({ channel, ts, text: `mark${k}x` }),
-            });
-            naiveCalls += 1;
-            if (res.status === 429) naive429 += 1;
-            await res.arrayBuffer();
-          }),
-        ),
-      );
-    } finally {
-      await emu.close();
-      await sink.close();
-    }
+          // No duplicate status message, and every task's end reached Slack.
+          const statusCounts = await Promise.all(
+            tasks.map(async ({ id }) => {
+              const task = (await w.store.get(id))!;
+              const status = w.emu
+                .messages(task.channelId, task.threadTs)
+                .filter(
+                  (m) => (m.metadata?.event_payload as { kind?: string } | undefined)?.kind === "status",
+                );
+              return { count: status.length, final: task.state === "failed" && !!task.slack.resultTs };
+            }),
+          );
+          invariants.push({
+            id: "B2",
+            name: `one status message per task and every result posted at ${rate} events/s`,
+            ok: statusCounts.every((s) => s.count === 1 && s.final),
+            detail: JSON.stringify(statusCounts),
+          });
+          details[`rate_${rate}`] = { callsPerTask: slackCalls.length / TASKS, byMethod: stats.byMethod };
+          ctx.log(`B2 ${rate}/s: ${round(slackCalls.length / TASKS, 1)} Slack calls per task`);
+        } finally {
+          await w.close();
+        }
+      }),
+    );
+
+    const { naiveCalls, naive429 } = await naive;
     const naivePerTask = (naiveCalls + TASKS) / TASKS;
     details.naive = { callsPerTask: naivePerTask, rateLimited: naive429 };
     ctx.log(`B2 naive 100/s: ${naivePerTask} calls per task, ${naive429} answered 429`);
@@ -291,7 +337,11 @@ export async function benchB3(ctx: BenchContext): Promise<BenchOutcome> {
         const tasks: { id: TaskId; runId: string }[] = [];
         // Started in batches: creating 500 threads goes through chat.postMessage (per channel, so no wait).
         for (let i = 0; i < n; i += 50) {
-          tasks.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => w.startTask(`CB3N${n}X${i + j}`)))));
+          tasks.push(
+            ...(await Promise.all(
+              Array.from({ length: Math.min(50, n - i) }, (_, j) => w.startTask(`CB3N${n}X${i + j}`)),
+            )),
+          );
         }
         await w.notifier.flush();
         const tsOf = new Map<string, number>();
@@ -327,13 +377,19 @@ export async function benchB3(ctx: BenchContext): Promise<BenchOutcome> {
           if (i === undefined) continue;
           const list = shown.get(i) ?? [];
           const text = JSON.stringify(call.args);
-          list.push({ at: call.time, mark: markOf(call.args), final: /bench: the run ends here|failed/i.test(text) && markOf(call.args) < 0 });
+          list.push({
+            at: call.time,
+            mark: markOf(call.args),
+            final: /bench: the run ends here|failed/i.test(text) && markOf(call.args) < 0,
+          });
           shown.set(i, list);
         }
         const staleness: number[] = [];
         let unseen = 0;
         for (const change of changes) {
-          const seen = (shown.get(change.task) ?? []).find((s) => s.at >= change.at && (s.mark >= change.k || s.final));
+          const seen = (shown.get(change.task) ?? []).find(
+            (s) => s.at >= change.at && (s.mark >= change.k || s.final),
+          );
           if (seen) staleness.push(seen.at - change.at);
           else unseen += 1;
         }
@@ -341,8 +397,12 @@ export async function benchB3(ctx: BenchContext): Promise<BenchOutcome> {
         const results = new Map<string, number>();
         for (const call of calls) {
           if (call.method === "chat.postMessage" && call.ok) {
-            const kind = (call.args.metadata as { event_payload?: { kind?: string } } | undefined)?.event_payload?.kind;
-            if (kind === "result" || (typeof call.args.metadata === "string" && call.args.metadata.includes('"result"')))
+            const kind = (call.args.metadata as { event_payload?: { kind?: string } } | undefined)
+              ?.event_payload?.kind;
+            if (
+              kind === "result" ||
+              (typeof call.args.metadata === "string" && call.args.metadata.includes('"result"'))
+            )
               results.set(String(call.args.channel), call.time);
           }
         }
@@ -350,12 +410,18 @@ export async function benchB3(ctx: BenchContext): Promise<BenchOutcome> {
           const list = shown.get(fin.task) ?? [];
           const statusAt = list.filter((s) => s.at >= fin.at).at(-1)?.at;
           const resultAt = results.get(`CB3N${n}X${fin.task}`);
-          finalLatency.push(statusAt === undefined || resultAt === undefined ? Number.POSITIVE_INFINITY : Math.max(statusAt, resultAt) - fin.at);
+          finalLatency.push(
+            statusAt === undefined || resultAt === undefined
+              ? Number.POSITIVE_INFINITY
+              : Math.max(statusAt, resultAt) - fin.at,
+          );
         }
         const p99 = percentile(staleness, 99);
         const finalMax = Math.max(...finalLatency);
         const stats = w.emu.stats();
-        ctx.log(`B3 N=${n}: staleness p99 ${round(p99)} ms (floor ${floorMs} ms), final max ${round(finalMax)} ms, ${changes.length} changes`);
+        ctx.log(
+          `B3 N=${n}: staleness p99 ${round(p99)} ms (floor ${floorMs} ms), final max ${round(finalMax)} ms, ${changes.length} changes`,
+        );
         rows.push({
           id: "B3",
           figure: `status staleness p99, N=${n} (time ÷${SCALE})`,
@@ -374,7 +440,12 @@ export async function benchB3(ctx: BenchContext): Promise<BenchOutcome> {
           target: "≤ 2000 ms",
           pass: finalMax <= 2000,
         });
-        invariants.push({ id: "B3", name: `zero 429 with N=${n}`, ok: stats.rateLimited === 0, detail: `${stats.rateLimited} calls answered 429` });
+        invariants.push({
+          id: "B3",
+          name: `zero 429 with N=${n}`,
+          ok: stats.rateLimited === 0,
+          detail: `${stats.rateLimited} calls answered 429`,
+        });
         invariants.push({
           id: "B3",
           name: `every change shown and every task's final messages posted, N=${n}`,

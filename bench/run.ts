@@ -55,13 +55,16 @@ function table(rows: Row[]): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const render = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [render(header), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...lines.map(render)].join("\n");
+  return [render(header), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...lines.map(render)].join(
+    "\n",
+  );
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
-  const log = (message: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
+  const log = (message: string) =>
+    process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
   let redis: TestRedis | undefined;
   const rows: Row[] = [];
   const invariants: Invariant[] = [];
@@ -78,12 +81,17 @@ async function main(): Promise<number> {
       } catch (error) {
         const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
         log(`${id} crashed: ${message}`);
-        outcome = { rows: [], invariants: [{ id, name: "benchmark completes", ok: false, detail: message }], details: {} };
+        outcome = {
+          rows: [],
+          invariants: [{ id, name: "benchmark completes", ok: false, detail: message }],
+          details: {},
+        };
       }
       rows.push(...outcome.rows);
       invariants.push(...outcome.invariants);
       details[id] = { ...outcome.details, seconds: (Date.now() - t0) / 1000 };
-      for (const inv of outcome.invariants.filter((i) => !i.ok)) log(`${id} INVARIANT FAILED: ${inv.name}: ${inv.detail}`);
+      for (const inv of outcome.invariants.filter((i) => !i.ok))
+        log(`${id} INVARIANT FAILED: ${inv.name}: ${inv.detail}`);
       log(`${id} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {
@@ -100,8 +108,20 @@ async function main(): Promise<number> {
   ].join("\n");
   process.stdout.write(`${out}\n`);
 
-  const machine = { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version, platform: `${os.platform()} ${os.release()}` };
-  const result = { at: new Date().toISOString(), machine, rows, invariants, details, seconds: (Date.now() - started) / 1000 };
+  const machine = {
+    cpus: os.cpus().length,
+    memGiB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
+  const result = {
+    at: new Date().toISOString(),
+    machine,
+    rows,
+    invariants,
+    details,
+    seconds: (Date.now() - started) / 1000,
+  };
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
   mkdirSync(dir, { recursive: true });
   const json = `${JSON.stringify(result, null, 2)}\n`;
@@ -118,7 +138,9 @@ main().then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exitCode = 1;
   },
 );

@@ -26,6 +26,7 @@ import {
 import { RunnerApiError, RunnerClient } from "./runner-client.js";
 import { toolEnvironment } from "./safe-env.js";
 import type { ToolHost } from "./tools/index.js";
+import { reexecWithoutToken, takeTokenFromFile } from "./token-handoff.js";
 
 /** Exit codes: 0 success (plan, changes or no change), 1 failed, 2 bad environment, 3 cancelled. */
 export type AgentExitCode = 0 | 1 | 2 | 3;
@@ -70,7 +71,15 @@ function tuningFrom(env: z.infer<typeof AgentEnv>): EngineTuning {
 }
 
 /** Runs one agent run to its end; never throws. */
-export async function runAgent(env: NodeJS.ProcessEnv): Promise<AgentExitCode> {
+export async function runAgent(processEnv: NodeJS.ProcessEnv): Promise<AgentExitCode> {
+  reexecWithoutToken(processEnv);
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = takeTokenFromFile(processEnv);
+  } catch (error) {
+    process.stderr.write(`baton agent: cannot read the run token file: ${(error as Error).message}\n`);
+    return 2;
+  }
   const parsed = AgentEnv.safeParse(env);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {

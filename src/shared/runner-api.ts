@@ -14,6 +14,8 @@ export const runnerPaths = {
 export const AGENT_ENV = {
   runnerUrl: "BATON_RUNNER_URL",
   runToken: "BATON_RUN_TOKEN",
+  /** Alternative to runToken: a file holding the token, deleted by the agent as it starts. */
+  runTokenFile: "BATON_RUN_TOKEN_FILE",
 } as const;
 
 /** Size limit of an uploaded bundle. */

@@ -4,7 +4,17 @@
 // GitHub emulator with the fix, linked in the thread with its evidence; `mode=auto` skips approval.
 import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, test } from "@jest/globals";
-import { BOT_USER, CHANNEL, REPO, REQUESTER, allVersions, startE2E, type E2E } from "./harness.js";
+import {
+  BOT_USER,
+  CHANNEL,
+  GITHUB_TOKEN,
+  MODEL_KEY,
+  REPO,
+  REQUESTER,
+  allVersions,
+  startE2E,
+  type E2E,
+} from "./harness.js";
 
 let e2e: E2E | undefined;
 
@@ -38,7 +48,7 @@ async function reportAndMention(env: E2E, mention: string): Promise<{ root: stri
   return { root, mentionTs };
 }
 
-async function expectPublished(env: E2E, root: string, mentionTs: string): Promise<void> {
+async function expectPublished(env: E2E, root: string, mentionTs: string, minEdits = 2): Promise<void> {
   const pull = await env.waitFor("the pull request", () => env.github.pulls(REPO)[0]);
   expect(pull).toMatchObject({
     state: "open",
@@ -71,9 +81,9 @@ async function expectPublished(env: E2E, root: string, mentionTs: string): Promi
       env.slack.message(CHANNEL, status.ts)!.text.match(prUrl) ||
       JSON.stringify(env.slack.message(CHANNEL, status.ts)!.blocks ?? []).match(prUrl),
   );
-  expect(env.slack.message(CHANNEL, status.ts)!.edits.length).toBeGreaterThanOrEqual(2);
+  expect(env.slack.message(CHANNEL, status.ts)!.edits.length).toBeGreaterThanOrEqual(minEdits);
   const statusUpdates = env.slack.calls("chat.update").filter((c) => c.ok && c.args.ts === status.ts);
-  expect(statusUpdates.length).toBeGreaterThanOrEqual(2);
+  expect(statusUpdates.length).toBeGreaterThanOrEqual(minEdits);
   // Everything Baton posted went into the thread; nothing top-level.
   expect(env.slack.messages(CHANNEL).filter((m) => m.user === BOT_USER)).toEqual([]);
   expect(env.slack.reactions(CHANNEL, mentionTs)).toContainEqual({ name: "eyes", users: [BOT_USER] });
@@ -99,6 +109,26 @@ async function planAndApprove(env: E2E, root: string, mentionTs: string): Promis
   await env.react(plan.ts, "white_check_mark", REQUESTER);
 }
 
+/** No credential reached Slack, the pull request, the model (so no agent tool), an agent pod or the log. */
+function expectNoSecretLeaked(env: E2E): void {
+  const secrets = [GITHUB_TOKEN, MODEL_KEY, env.slack.botToken, env.slack.signingSecret];
+  const places: Record<string, string> = {
+    slack: JSON.stringify([
+      ...env.slack.messages(CHANNEL).flatMap((m) => env.slack.messages(CHANNEL, m.ts)),
+      ...env.slack.ephemerals(),
+    ]),
+    pulls: JSON.stringify(env.github.pulls(REPO)),
+    model: JSON.stringify(env.model.requests.map((r) => r.body)),
+    pods: JSON.stringify(env.kubernetes?.containerStarts().map((s) => s.env) ?? []),
+    log: env.log(),
+  };
+  const leaks = Object.entries(places).flatMap(([where, text]) =>
+    secrets.filter((secret) => text.includes(secret)).map((secret) => `${where}: ${secret.slice(0, 6)}…`),
+  );
+  expect(leaks).toEqual([]);
+  expect(places.slack).toContain("Make add() add."); // the scan saw real content
+}
+
 describe("mention → plan → ✅ → pull request", () => {
   test("through the Kubernetes executor (the emulated kubelet runs the real agent)", async () => {
     e2e = await startE2E({ executor: "kubernetes" });
@@ -107,6 +137,7 @@ describe("mention → plan → ✅ → pull request", () => {
     await expectPublished(e2e, root, mentionTs);
     // Two Jobs (plan, implement) ran the real agent in pods.
     expect(e2e.kubernetes!.containerStarts().length).toBe(2);
+    expectNoSecretLeaked(e2e);
     expect(
       e2e
         .turns()
@@ -125,7 +156,8 @@ describe("mention → plan → ✅ → pull request", () => {
   test("mode=auto skips the approval", async () => {
     e2e = await startE2E({ executor: "local" });
     const { root, mentionTs } = await reportAndMention(e2e, "fix it mode=auto");
-    await expectPublished(e2e, root, mentionTs);
+    // A quick run's progress may coalesce into a single edit (the notifier paces chat.update).
+    await expectPublished(e2e, root, mentionTs, 1);
     // No plan run, no plan message.
     expect(e2e.turns().some((t) => t.phase === "plan")).toBe(false);
     expect(e2e.botMessages(root).some((m) => m.text.includes("Make add() add."))).toBe(false);

@@ -31,8 +31,8 @@ export const CHANNEL = "C0E2EWIDGET";
 export const REPO = "acme/widget";
 export const REQUESTER = "U0REQUESTER";
 export const BOT_USER = "UBATONBOT";
-const MODEL_KEY = "sk-e2e-upstream-key-0123456789";
-const GITHUB_TOKEN = "ghp_e2eEmulatedToken0123456789";
+export const MODEL_KEY = "sk-e2e-upstream-key-0123456789";
+export const GITHUB_TOKEN = "ghp_e2eEmulatedToken0123456789";
 
 /** The fixture repository: `node test.js` fails because add() subtracts. CommonJS, so any Node runs it. */
 export const FIXTURE_FILES: Record<string, string> = {

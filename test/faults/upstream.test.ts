@@ -35,12 +35,17 @@ describe("upstream faults, whole product", () => {
   }, 120_000);
 
   test("the model failing persistently: the task fails with a clear message and no pull request", async () => {
-    product = await startProduct({ turn: () => ({ fault: { kind: "status", status: 500 } }) });
+    product = await startProduct({
+      turn: () => ({ fault: { kind: "status", status: 500 } }),
+      // Shorter backoff keeps the suite fast; the number of retries is the agent's own.
+      agentEnv: { BATON_AGENT_RETRY_BASE_MS: "100", BATON_AGENT_RETRY_MAX_DELAY_MS: "400" },
+    });
     const p = product;
     const thread = await p.mention("fix add() in math.js");
     const result = await p.waitForResult(thread, 120_000);
     expect(result.text).toMatch(/failed/);
     expect(result.text).toMatch(/model/i);
+    expect(result.text).toMatch(/500/);
     p.checkThread(thread);
     expect(p.github.pulls(REPO)).toEqual([]);
     p.checkNoLeaks();
@@ -83,7 +88,9 @@ describe("upstream faults, whole product", () => {
     const thread = await p.mention("fix add() in math.js");
     const result = await p.waitForResult(thread, 90_000);
     expect(result.text).toMatch(/failed/);
-    expect(result.text).toContain("token budget (1,000 tokens)");
+    // The agent stops itself at the run's token limit (the runner's gateway would refuse the next call).
+    expect(result.text).toMatch(/token (budget|limit)/);
+    expect(result.text).toMatch(/\b1,?000\b/);
     p.checkThread(thread);
     expect(p.model.requests).toHaveLength(2);
     expect(p.github.pulls(REPO)).toEqual([]);

@@ -1,6 +1,6 @@
 // Local executor: runs `baton agent` as a child process on this host (Executor port). Each run gets
 // its own workspace under <dataDir>/workspaces/<runId> (also its HOME), an environment of exactly
-// PATH, HOME, LANG, BATON_RUNNER_URL and BATON_RUN_TOKEN, and its own process group, killed as a
+// PATH, HOME, LANG, BATON_RUNNER_URL and BATON_RUN_TOKEN_FILE (the token in a 0600 file the agent deletes), and its own process group, killed as a
 // whole on cancel or deadline. A record in Redis (pid, host, process start time) lets another worker
 // on the same host re-attach to a live process instead of launching a second one. The agent runs
 // under a tiny `sh` wrapper that writes its exit code to a file, so a worker that did not spawn it
@@ -10,11 +10,13 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readFileSync,
   rmSync,
   statSync,
   readSync,
+  writeFileSync,
 } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -336,12 +338,17 @@ export function createLocalExecutor(options: LocalExecutorOptions): Executor {
         await redis.hset(key, "spawnError", (error as Error).message);
         throw error;
       }
+      // The token goes in a private file the agent reads and deletes at start, never in an
+      // environment: /proc/<pid>/environ of this process tree is readable by the agent's tools.
+      const tokenDir = mkdtempSync(join(logsDir, `${request.runId}-token-`));
+      const tokenFile = join(tokenDir, "token");
+      writeFileSync(tokenFile, request.runToken, { mode: 0o600 });
       const env: Record<string, string> = {
         PATH: options.pathEnv,
         HOME: workspace,
         LANG: options.lang ?? "C.UTF-8",
         [AGENT_ENV.runnerUrl]: request.runnerUrl,
-        [AGENT_ENV.runToken]: request.runToken,
+        [AGENT_ENV.runTokenFile]: tokenFile,
       };
       const logFd = openSync(logFile, "a", 0o600);
       let child;

@@ -657,7 +657,12 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       task,
       kind,
       messageKey(task, kind),
-      async () => ({ message: render(renderer, task, kind), version: task.version }),
+      async () => {
+        // The summary is asked for as the launch ends, but the publish it announces may be done by
+        // the time it is posted: show the pull request as it stands then.
+        const subject = kind === "attempts" ? await freshest(task) : task;
+        return { message: render(renderer, subject, kind), version: subject.version };
+      },
       priority,
     );
     await record(task, kind, posted.ts);

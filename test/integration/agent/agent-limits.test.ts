@@ -40,6 +40,12 @@ describe("baton agent limits and secrets", () => {
       script: [
         shell("env"),
         shell("sh", "-c", "head -c 10485760 /dev/zero | tr '\\000' a; echo; echo THE-END"),
+        // The agent's own initial environment, as any same-user process can read it.
+        shell(
+          "sh",
+          "-c",
+          "tr '\\000' '\\n' < /proc/$PPID/environ; echo; tr '\\000' '\\n' < /proc/1/environ || true",
+        ),
         plan(),
       ],
     });
@@ -64,6 +70,10 @@ describe("baton agent limits and secrets", () => {
       expect(envOutput).not.toContain(secret);
     }
     expect(envOutput).not.toMatch(/BATON_|OPENAI|GITHUB|PASSWORD/);
+    // Not even through /proc: the agent re-executed itself without the token in its environment.
+    const procOutput = lastToolOutput(model.requests[3]!.body);
+    expect(procOutput).toMatch(/BATON_RUNNER_URL=/);
+    expect(procOutput).not.toContain(TOKEN);
     // Nothing the agent sent anywhere holds the token either.
     expect(JSON.stringify(runner.events)).not.toContain(TOKEN);
     expect(JSON.stringify(model.requests.map((r) => r.body))).not.toContain(TOKEN);

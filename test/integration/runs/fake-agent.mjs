@@ -2,10 +2,14 @@
 // (spec, events, model gateway, bundle, result) and follows a script given as JSON in the request
 // text: { holdMs, log, llm: [{ stream }], outcome, writeToken }. It retries calls while the bot
 // answers 5xx or is unreachable (a Redis restart), as the real agent does.
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
 
 const base = `${process.env.BATON_RUNNER_URL}/runner/v1`;
-const token = process.env.BATON_RUN_TOKEN;
+// Like the real agent: the token comes in a file (local executor) that is deleted once read.
+const tokenFile = process.env.BATON_RUN_TOKEN_FILE;
+const token = tokenFile ? readFileSync(tokenFile, "utf8").trim() : process.env.BATON_RUN_TOKEN;
+if (tokenFile) rmSync(dirname(tokenFile), { recursive: true, force: true });
 const auth = { authorization: `Bearer ${token}` };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,7 +1,7 @@
 // Runs end to end with the fake agent: the model gateway's run budget failing the task with its
 // reason, tokens dying with their run, and a Redis restart in the middle of a run losing nothing.
 import { describe, expect, test, afterEach } from "@jest/globals";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startRedisServer, type TestRedis } from "../../support/redis-server.js";
 import { testRedisUrl } from "../../support/redis.js";
@@ -87,10 +87,12 @@ describe("runs under faults", () => {
     );
     const [runId, token] = readFileSync(tokenFile, "utf8").trim().split(" ");
     expect(runId).toBe(task.runs[0]!.runId);
-    // The agent got a well-formed token, and only through its environment.
+    // The agent got a well-formed token, through a private file (never in an environment).
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const agentOutput = readFileSync(join(harness.dataDir, "logs", `${runId}.log`), "utf8");
-    expect(agentOutput).toContain("env=BATON_RUNNER_URL,BATON_RUN_TOKEN,HOME,LANG,PATH");
+    expect(agentOutput).toContain("env=BATON_RUNNER_URL,BATON_RUN_TOKEN_FILE,HOME,LANG,PATH");
+    // The file is gone once the agent read it.
+    expect(readdirSync(join(harness.dataDir, "logs")).filter((name) => name.includes("-token-"))).toEqual([]);
     for (const [method, path] of [
       ["GET", "/run"],
       ["POST", "/events"],

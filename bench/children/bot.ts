@@ -1,0 +1,84 @@
+// Child process for B1/B5/B8: either the real Baton bot (`startBot`, role from argv) or a bare Bolt
+// app that only acks (the baseline). Configuration comes as JSON in BENCH_CHILD; the parent asks for
+// RSS and event-loop delay over IPC ("stats", "reset") and ends it with "stop".
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { z } from "zod";
+import bolt from "@slack/bolt";
+import { loadConfig } from "../../src/config/load.js";
+import { startBot, type BotRole } from "../../src/roles/bot.js";
+
+const ChildConfig = z.object({
+  kind: z.enum(["baton", "bare"]),
+  role: z.enum(["all", "bot", "worker"]).default("bot"),
+  env: z.record(z.string(), z.string()),
+});
+
+export type ChildConfig = z.input<typeof ChildConfig>;
+
+export const ChildMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready"), port: z.number() }),
+  z.object({
+    type: z.literal("stats"),
+    rss: z.number(),
+    heapUsed: z.number(),
+    loopP50Ms: z.number(),
+    loopP99Ms: z.number(),
+    loopMaxMs: z.number(),
+  }),
+  z.object({ type: z.literal("stopped") }),
+]);
+export type ChildMessage = z.infer<typeof ChildMessage>;
+
+async function main(): Promise<void> {
+  const config = ChildConfig.parse(JSON.parse(process.env.BENCH_CHILD ?? "{}"));
+  const send = (message: ChildMessage) => process.send?.(message);
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  let stop: () => Promise<void>;
+  let port: number;
+  if (config.kind === "baton") {
+    const bot = await startBot(loadConfig(config.env, "bot"), config.role as BotRole);
+    port = bot.port;
+    stop = bot.stop;
+  } else {
+    // The baseline: Bolt's own HTTP receiver, signature checks on, listeners that do nothing.
+    const app = new bolt.App({
+      signingSecret: config.env.SLACK_SIGNING_SECRET!,
+      token: config.env.SLACK_BOT_TOKEN!,
+      tokenVerificationEnabled: false,
+      clientOptions: { slackApiUrl: config.env.SLACK_API_URL! },
+      logLevel: bolt.LogLevel.ERROR,
+    });
+    app.event("app_mention", async () => undefined);
+    app.event("message", async () => undefined);
+    port = Number(config.env.PORT);
+    await app.start(port);
+    stop = () => app.stop().then(() => undefined);
+  }
+  process.on("message", (raw: unknown) => {
+    const message = z.object({ type: z.enum(["stats", "reset", "stop"]) }).parse(raw);
+    if (message.type === "reset") histogram.reset();
+    else if (message.type === "stats") {
+      const memory = process.memoryUsage();
+      send({
+        type: "stats",
+        rss: memory.rss,
+        heapUsed: memory.heapUsed,
+        loopP50Ms: histogram.percentile(50) / 1e6,
+        loopP99Ms: histogram.percentile(99) / 1e6,
+        loopMaxMs: histogram.max / 1e6,
+      });
+    } else {
+      void stop().finally(() => {
+        send({ type: "stopped" });
+        process.disconnect();
+      });
+    }
+  });
+  send({ type: "ready", port });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench child failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
