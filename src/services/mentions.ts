@@ -138,6 +138,16 @@ export async function handleMention(deps: SlackServiceDeps, input: MentionInput)
   await createRequestTask(deps, request, check, { threadTs, triggerTs: input.ts });
 }
 
+/** The root ts of the thread holding message `ts` (the message itself when it is not a reply). */
+async function threadRootOf(deps: SlackServiceDeps, channel: string, ts: string): Promise<string> {
+  try {
+    const [first] = await deps.chat.readThread({ channel, threadTs: ts, limit: 1 });
+    return first?.threadTs ?? first?.ts ?? ts;
+  } catch {
+    return ts;
+  }
+}
+
 /** 🛠 on any message (or a "fix" button): a task whose context is that message and its thread. */
 export async function handleFixRequest(
   deps: SlackServiceDeps,
@@ -145,7 +155,8 @@ export async function handleFixRequest(
 ): Promise<void> {
   // 🛠 on Baton's offer under a bug report means "fix the report".
   const offeredFor = await deps.state.offerThread(input.channel, input.ts);
-  const threadTs = offeredFor ?? input.ts;
+  // 🛠 on a reply belongs to its thread: the task lives in the thread, not under the reply.
+  const threadTs = offeredFor ?? (await threadRootOf(deps, input.channel, input.ts));
   const triggerTs = offeredFor ?? input.ts;
   const tell = (text: string): void =>
     deps.background(`reply ${input.channel}:${input.ts}`, () =>

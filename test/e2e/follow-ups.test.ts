@@ -120,3 +120,71 @@ test("a mention reaches the running agent; after the PR, a follow-up adds a comm
     env.botMessages(root).filter((m) => textOf(m).includes("*Runs*") || /Requested by/.test(textOf(m))),
   ).toHaveLength(1);
 }, 120_000);
+
+test("a mention while the plan awaits approval re-plans; the new plan is the one approved", async () => {
+  const FEEDBACK = "only-touch-math-js please";
+  e2e = await startE2E({
+    executor: "local",
+    brain: (turn) => {
+      if (turn.phase === "classify") return { content: "no" };
+      if (turn.phase === "plan") {
+        const revised = turn.task.includes(FEEDBACK);
+        if (turn.step === 0)
+          return { toolCalls: [{ name: "shell", arguments: { command: ["node", "test.js"] } }] };
+        return {
+          toolCalls: [
+            {
+              name: "submit_plan",
+              arguments: revised
+                ? { summary: "Revised: fix add() in math.js only.", steps: ["Fix add in math.js"] }
+                : { summary: "First plan: rewrite the widget.", steps: ["Rewrite everything"] },
+            },
+          ],
+        };
+      }
+      switch (turn.step) {
+        case 0:
+          return { toolCalls: [{ name: "apply_patch", arguments: { patch: FIX_PATCH } }] };
+        case 1:
+          return { toolCalls: [{ name: "shell", arguments: { command: ["node", "test.js"] } }] };
+        default:
+          return { toolCalls: [{ name: "finish", arguments: { summary: "Fix add() to add" } }] };
+      }
+    },
+  });
+  const env = e2e;
+  const { ts: root } = await env.slack.user("U0REPORTER").postMessage({
+    channel: CHANNEL,
+    text: "add(2, 3) returns -1 instead of 5",
+  });
+  await env.say(`<@${BOT_USER}> fix it`, root);
+  const first = await env.waitFor("the first plan", () =>
+    env.botMessages(root).find((m) => textOf(m).includes("First plan: rewrite the widget.")),
+  );
+
+  await env.say(`<@${BOT_USER}> ${FEEDBACK}`, root);
+  const revised = await env.waitFor("the revised plan", () =>
+    env.botMessages(root).find((m) => textOf(m).includes("Revised: fix add() in math.js only.")),
+  );
+  expect(revised.ts).not.toBe(first.ts);
+  const replan = env.turns().find((t) => t.phase === "plan" && t.task.includes(FEEDBACK));
+  expect(replan?.task).toContain("Feedback on an earlier plan");
+
+  // Approving the replaced plan does nothing; approving the new one implements it.
+  await env.react(first.ts, "white_check_mark");
+  await env.react(revised.ts, "white_check_mark");
+  const pull = await env.waitFor("the pull request", () => env.github.pulls(REPO)[0]);
+  expect(git(env, "show", `${pull.head}:math.js`)).toContain("return a + b;");
+  const implementTasks = new Set(
+    env
+      .turns()
+      .filter((t) => t.phase === "implement")
+      .map((t) => t.task),
+  );
+  expect([...implementTasks]).toHaveLength(1);
+  // The approved plan handed to the agent is the revised one (the thread still shows the first).
+  const approved = /<<<DATA approved plan>>>\n([\s\S]*?)<<<END DATA>>>/.exec(
+    [...implementTasks][0] ?? "",
+  )?.[1];
+  expect(approved).toBe("Revised: fix add() in math.js only.\n1. Fix add in math.js\n");
+}, 90_000);

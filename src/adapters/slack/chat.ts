@@ -117,6 +117,7 @@ const repliesSchema = z.object({
     .array(
       z.object({
         ts: z.string(),
+        thread_ts: z.string().optional(),
         user: z.string().optional(),
         bot_id: z.string().optional(),
         text: z.string().optional(),
@@ -318,6 +319,7 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
           out.push({
             ts: m.ts,
             text: m.text ?? "",
+            ...(m.thread_ts !== undefined ? { threadTs: m.thread_ts } : {}),
             ...(m.user !== undefined ? { user: m.user } : {}),
             ...(m.bot_id !== undefined ? { botId: m.bot_id } : {}),
           });

@@ -12,6 +12,8 @@ export interface PostMessageInput {
 
 export interface ThreadReadMessage {
   ts: string;
+  /** The thread's root ts, when the message is part of a thread. */
+  threadTs?: string;
   user?: string;
   botId?: string;
   text: string;

@@ -352,6 +352,23 @@ describe("reactions and buttons", () => {
     ]);
   });
 
+  test("🛠 on a reply in a thread starts the task in that thread, not under the reply", async () => {
+    const carol = h.emulator.user("UCAROL");
+    const root = await carol.postMessage({ channel: "C0001", text: "Checkout page is blank" });
+    const reply = await h.emulator
+      .user("UDAVE")
+      .postMessage({ channel: "C0001", threadTs: root.ts, text: "TypeError: cart is undefined at render" });
+    await h.app.idle();
+    await h.emulator.user("UDAVE").react({ channel: "C0001", ts: reply.ts, name: "hammer_and_wrench" });
+    await h.app.idle();
+    const task = await onlyTask("C0001", root.ts);
+    expect(task.triggerTs).toBe(reply.ts);
+    expect((await h.tasksInChannel("C0001")).filter((t) => t.threadTs === reply.ts)).toEqual([]);
+    // The status message is posted in the original thread.
+    const status = await eventually(async () => (await h.store.get(task.id))?.slack.statusTs);
+    expect(h.emulator.message("C0001", status)?.threadTs).toBe(root.ts);
+  });
+
   test("🛑 on the status message cancels; the per-user limit refuses a fourth active task", async () => {
     const carolId = "UCAROL";
     const carol = h.emulator.user(carolId);
