@@ -2,32 +2,10 @@
 // app that only acks (the baseline). Configuration comes as JSON in BENCH_CHILD; the parent asks for
 // RSS and event-loop delay over IPC ("stats", "reset") and ends it with "stop".
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { z } from "zod";
 import bolt from "@slack/bolt";
 import { loadConfig } from "../../src/config/load.js";
 import { startBot, type BotRole } from "../../src/roles/bot.js";
-
-const ChildConfig = z.object({
-  kind: z.enum(["baton", "bare"]),
-  role: z.enum(["all", "bot", "worker"]).default("bot"),
-  env: z.record(z.string(), z.string()),
-});
-
-export type ChildConfig = z.input<typeof ChildConfig>;
-
-export const ChildMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("ready"), port: z.number() }),
-  z.object({
-    type: z.literal("stats"),
-    rss: z.number(),
-    heapUsed: z.number(),
-    loopP50Ms: z.number(),
-    loopP99Ms: z.number(),
-    loopMaxMs: z.number(),
-  }),
-  z.object({ type: z.literal("stopped") }),
-]);
-export type ChildMessage = z.infer<typeof ChildMessage>;
+import { ChildConfig, ParentMessage, type ChildMessage } from "./protocol.js";
 
 async function main(): Promise<void> {
   const config = ChildConfig.parse(JSON.parse(process.env.BENCH_CHILD ?? "{}"));
@@ -56,7 +34,7 @@ async function main(): Promise<void> {
     stop = () => app.stop().then(() => undefined);
   }
   process.on("message", (raw: unknown) => {
-    const message = z.object({ type: z.enum(["stats", "reset", "stop"]) }).parse(raw);
+    const message = ParentMessage.parse(raw);
     if (message.type === "reset") histogram.reset();
     else if (message.type === "stats") {
       const memory = process.memoryUsage();

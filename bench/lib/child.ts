@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ChildMessage, type ChildConfig } from "../children/bot.js";
+import { ChildMessage, type ChildConfig } from "../children/protocol.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ENTRY = path.join(HERE, "..", "children", "bot.ts");

@@ -9,7 +9,13 @@ import { renderHelp, renderStatus, renderTaskList } from "../core/render.js";
 import { isTaskId, isTerminal, type TaskId } from "../core/task.js";
 import { applyControl, describeControl, type ControlAction } from "./controls.js";
 import { checkRequest, createRequestTask, type NewRequest } from "./requests.js";
-import { CLAIM_TTL, channelSettings, ensureReaction, type SlackServiceDeps } from "./slack-context.js";
+import {
+  CLAIM_TTL,
+  channelSettings,
+  ensureReaction,
+  threadPermalinks,
+  type SlackServiceDeps,
+} from "./slack-context.js";
 
 /** What the command answers (shown only to the person who typed it). */
 export interface CommandAnswer {
@@ -97,14 +103,18 @@ export async function statusAnswer(
   }
   const mine = (await deps.store.listByUser(input.user, 50)).filter((t) => !isTerminal(t.state));
   if (mine.length === 0) return plain("You have no active tasks. `/baton list` shows this channel's tasks.");
-  return renderTaskList(mine, ctx);
+  return renderTaskList(mine, ctx, await threadPermalinks(deps, mine));
 }
 
 async function listAnswer(deps: SlackServiceDeps, channel: string): Promise<CommandAnswer> {
   const tasks = await deps.store.listByChannel(channel, 20);
   if (tasks.length === 0)
     return plain("No tasks in this channel yet. Mention me with a request to start one.");
-  return renderTaskList(tasks, { now: deps.clock.now(), redact: deps.redact });
+  return renderTaskList(
+    tasks,
+    { now: deps.clock.now(), redact: deps.redact },
+    await threadPermalinks(deps, tasks),
+  );
 }
 
 async function budgetAnswer(deps: SlackServiceDeps, channel: string, user: string): Promise<CommandAnswer> {

@@ -1,7 +1,7 @@
 // App Home: on `app_home_opened`, publish the viewer's active and recent tasks (state, thread links,
 // PR links) and their model spend today.
 import { renderHome } from "../core/render.js";
-import type { SlackServiceDeps } from "./slack-context.js";
+import { threadPermalinks, type SlackServiceDeps } from "./slack-context.js";
 
 /** How many of the viewer's tasks the Home tab shows (newest first). */
 const HOME_TASKS = 20;
@@ -14,8 +14,9 @@ export async function publishHome(deps: SlackServiceDeps, userId: string): Promi
       return undefined;
     }),
   ]);
+  const permalinks = await threadPermalinks(deps, tasks);
   const blocks = renderHome(
-    { tasks, ...(spentUsd !== undefined ? { budget: { spentUsd } } : {}) },
+    { tasks, permalinks, ...(spentUsd !== undefined ? { budget: { spentUsd } } : {}) },
     { now: deps.clock.now(), redact: deps.redact },
   );
   await deps.chat.publishHome({ userId, blocks });

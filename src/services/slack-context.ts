@@ -139,3 +139,22 @@ export function deferredEffects(deps: SlackServiceDeps, action: string): EffectR
 export function nowIso(deps: Pick<SlackServiceDeps, "clock">): string {
   return deps.clock.now().toISOString();
 }
+
+/** Thread permalinks of tasks (App Home, `/baton list`): fetched in parallel, best effort. */
+export async function threadPermalinks(
+  deps: Pick<SlackServiceDeps, "chat" | "logger">,
+  tasks: readonly { id: string; channelId: string; threadTs: string }[],
+): Promise<Record<string, string>> {
+  const entries = await Promise.all(
+    tasks.map(async (task) => {
+      try {
+        const link = await deps.chat.permalink({ channel: task.channelId, ts: task.threadTs });
+        return link ? ([task.id, link] as const) : undefined;
+      } catch (error) {
+        deps.logger.debug({ err: error, taskId: task.id }, "permalink lookup failed");
+        return undefined;
+      }
+    }),
+  );
+  return Object.fromEntries(entries.filter((e): e is readonly [string, string] => e !== undefined));
+}

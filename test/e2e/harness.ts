@@ -195,6 +195,23 @@ async function waitUntil<T>(
   }
 }
 
+function killProcessesUnder(dir: string): void {
+  let pids: string[] = [];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return; // no procfs: nothing to find
+  }
+  for (const pid of pids) {
+    try {
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // Gone meanwhile, or not ours to inspect.
+    }
+  }
+}
+
 function tail(text: string, lines: number): string {
   return text.split("\n").slice(-lines).join("\n");
 }
@@ -303,6 +320,9 @@ export async function startE2E(options: E2EOptions): Promise<E2E> {
         resolve();
       }),
     );
+    // Runs outlive a stopped bot by design (another worker re-attaches); a test leaves none behind:
+    // local agents (and their tools) are the processes working inside this test's data dir.
+    cleanups.push(() => killProcessesUnder(dir));
     cleanups.push(async () => {
       if (exited === undefined) {
         child.kill("SIGTERM");

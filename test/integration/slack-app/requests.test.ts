@@ -441,5 +441,7 @@ describe("reactions and buttons", () => {
     const mine = await h.store.listByUser("UALICE", 20);
     expect(mine.length).toBeGreaterThan(0);
     expect(JSON.stringify(views[0])).toContain(mine[0]?.id);
+    // Each task links to its thread (the emulator's permalinks carry the thread's ts).
+    expect(JSON.stringify(views[0])).toContain(mine[0]!.threadTs.replace(".", ""));
   });
 });
