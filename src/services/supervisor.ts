@@ -216,6 +216,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
               logger.warn({ runId, taskId: record.taskId, code: failure.code }, "run failed");
             }
           }
+          // A pod that cannot pull its image or be scheduled never finishes by itself: remove its
+          // Job now instead of letting it hold quota until the deadline.
+          if (
+            status.state === "failed" &&
+            (status.reason === "ImagePullBackOff" || status.reason === "Unschedulable")
+          ) {
+            await executor.cancel(runId);
+          }
           await finalize(runId);
           return { kind: "done" };
         } else {

@@ -3,6 +3,7 @@
 // the agent's pod OOMKilled, and the Job's deadline exceeded. Every task ends with exactly one
 // terminal message, one status message, at most one pull request, and no secret anywhere.
 import { afterEach, describe, expect, test } from "@jest/globals";
+import { connectRedis } from "../../src/adapters/redis/connection.js";
 import {
   NAMESPACE,
   REPO,
@@ -94,8 +95,23 @@ describe("infrastructure faults, whole product", () => {
     await p.startInstance("all", { samePort: true });
     await p.waitForResult(thread, 90_000);
     expectPullRequest(p, thread);
+    // The stopped worker left its queue job locked, like a crash; once the lock expires the new
+    // worker re-attaches to the ended run. Wait for that too: it must not launch or post again.
+    const redis = connectRedis(p.redis.url);
+    try {
+      await waitFor(
+        async () =>
+          (await redis.llen("baton:bull:runs:active")) === 0 &&
+          (await redis.zcard("baton:bull:runs:completed")) >= 1,
+        75_000,
+        "the run's queue job completed by the second worker",
+      );
+    } finally {
+      redis.disconnect();
+    }
+    expectPullRequest(p, thread);
     expect(p.kube.containerStarts()).toHaveLength(1);
-  }, 150_000);
+  }, 180_000);
 
   test("Kubernetes watches dropped and answered 410 Gone mid-run: the task still ends once", async () => {
     product = await startProduct({ turn: slowTurn(4) });
