@@ -113,7 +113,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["**/*.js", "**/*.mjs"],
+    files: ["**/*.js", "**/*.mjs", "**/*.cjs"],
     languageOptions: {
       globals: {
         process: "readonly",
@@ -122,6 +122,7 @@ export default tseslint.config(
         Buffer: "readonly",
         setTimeout: "readonly",
         fetch: "readonly",
+        module: "writable",
       },
     },
   },

@@ -17,4 +17,5 @@ export default {
   globalSetup: "<rootDir>/test/support/global-setup.ts",
   globalTeardown: "<rootDir>/test/support/global-teardown.ts",
   testTimeout: 30000,
+  reporters: ["default", "<rootDir>/test/support/plain-summary-reporter.cjs"],
 };

@@ -6,7 +6,9 @@ const which = process.argv[2]!;
 const redis = await startRedisServer({ persistent: false });
 const ctx = { redisUrl: redis.url, log: (m: string) => console.error(m) };
 const map: Record<string, (c: typeof ctx) => Promise<unknown>> = {
-  B1: benchB1, B5: benchB5, B2: benchB2,
+  B1: benchB1,
+  B5: benchB5,
+  B2: benchB2,
   B3: benchB3,
   B6: benchB6,
   B7: benchB7,

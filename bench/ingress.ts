@@ -11,7 +11,17 @@ import { startSlackEmulator, type SlackEmulator } from "../test/emulators/slack/
 import { freePort } from "../test/support/free-port.js";
 import { signSlackRequest } from "../test/support/slack-signer.js";
 import { startBotChild, type BotChild } from "./lib/child.js";
-import { MiB, percentile, round, sleep, waitUntil, type BenchContext, type BenchOutcome, type Invariant, type Row } from "./lib/report.js";
+import {
+  MiB,
+  percentile,
+  round,
+  sleep,
+  waitUntil,
+  type BenchContext,
+  type BenchOutcome,
+  type Invariant,
+  type Row,
+} from "./lib/report.js";
 
 export interface IngressWorld {
   emu: SlackEmulator;
@@ -21,7 +31,11 @@ export interface IngressWorld {
 }
 
 export async function ingressWorld(ctx: BenchContext): Promise<IngressWorld> {
-  const emu = await startSlackEmulator({ botUserId: "UBATON", botId: "BBATON", signingSecret: "bench-signing-secret-0123456789" });
+  const emu = await startSlackEmulator({
+    botUserId: "UBATON",
+    botId: "BBATON",
+    signingSecret: "bench-signing-secret-0123456789",
+  });
   const policyDir = mkdtempSync(path.join(tmpdir(), "baton-bench-"));
   writeFileSync(path.join(policyDir, "baton.yaml"), "repos:\n  acme/web: {}\n");
   return {
@@ -141,16 +155,19 @@ export async function benchB1(ctx: BenchContext): Promise<BenchOutcome> {
   const invariants: Invariant[] = [];
   const details: Record<string, unknown> = {};
   const p99 = new Map<string, number>();
-  const world = await ingressWorld(ctx);
-  try {
-    for (const kind of ["bare", "baton"] as const) {
-      for (const [rate, count] of RATES) {
+  for (const kind of ["bare", "baton"] as const) {
+    for (const [rate, count] of RATES) {
+      // A fresh workspace (emulator), Redis and process each time: no run inherits another's backlog.
+      const world = await ingressWorld(ctx);
+      try {
         await flushRedis(ctx.redisUrl);
         const port = await freePort();
         const child: BotChild = await startBotChild({ kind, env: world.envFor(port) });
         try {
           // Warm-up (JIT, connections), not measured.
-          await signedLoad(child.port, world.emu.signingSecret, 50, 100, (i) => mentionPayload(world.emu, i, `W${kind}${rate}X`));
+          await signedLoad(child.port, world.emu.signingSecret, 50, 100, (i) =>
+            mentionPayload(world.emu, i, `W${kind}${rate}X`),
+          );
           await sleep(500);
           const load = await signedLoad(child.port, world.emu.signingSecret, count, rate, (i) =>
             mentionPayload(world.emu, i, `B${rate}X`),
@@ -164,7 +181,9 @@ export async function benchB1(ctx: BenchContext): Promise<BenchOutcome> {
           };
           p99.set(`${kind}:${rate}`, figures.p99);
           details[`${kind}_${rate}`] = figures;
-          ctx.log(`B1 ${kind} ${rate}/s: p50 ${round(figures.p50)} ms, p99 ${round(figures.p99)} ms, max ${round(figures.max)} ms`);
+          ctx.log(
+            `B1 ${kind} ${rate}/s: p50 ${round(figures.p50)} ms, p99 ${round(figures.p99)} ms, max ${round(figures.max)} ms`,
+          );
           invariants.push({
             id: "B1",
             name: `${kind}: every signed event acked 200 at ${rate}/s`,
@@ -185,8 +204,12 @@ export async function benchB1(ctx: BenchContext): Promise<BenchOutcome> {
         } finally {
           await child.stop();
         }
+      } finally {
+        await world.close();
       }
     }
+  }
+  {
     for (const [rate] of RATES) {
       const base = p99.get(`bare:${rate}`)!;
       const value = p99.get(`baton:${rate}`)!;
@@ -200,10 +223,15 @@ export async function benchB1(ctx: BenchContext): Promise<BenchOutcome> {
         pass: rate === 200 ? value <= 1.2 * base + 2 : true,
       });
     }
-    return { rows: [...rows.filter((r) => r.figure.startsWith("ack")), ...rows.filter((r) => !r.figure.startsWith("ack"))], invariants, details };
-  } finally {
-    await world.close();
   }
+  return {
+    rows: [
+      ...rows.filter((r) => r.figure.startsWith("ack")),
+      ...rows.filter((r) => !r.figure.startsWith("ack")),
+    ],
+    invariants,
+    details,
+  };
 }
 
 /**
@@ -215,10 +243,10 @@ export async function benchB5(ctx: BenchContext): Promise<BenchOutcome> {
   const rows: Row[] = [];
   const invariants: Invariant[] = [];
   const details: Record<string, unknown> = {};
-  const world = await ingressWorld(ctx);
   const measured = new Map<string, { rss: number; loopP99Ms: number }>();
-  try {
-    for (const kind of ["bare", "baton"] as const) {
+  for (const kind of ["bare", "baton"] as const) {
+    const world = await ingressWorld(ctx);
+    try {
       await flushRedis(ctx.redisUrl);
       const port = await freePort();
       const child = await startBotChild({ kind, env: world.envFor(port) });
@@ -241,7 +269,13 @@ export async function benchB5(ctx: BenchContext): Promise<BenchOutcome> {
               // Every task has its status message in its own channel.
               await waitUntil(
                 `${active} status messages`,
-                () => new Set(world.emu.calls("chat.postMessage").filter((c) => c.ok && String(c.args.channel).startsWith("CMbaton")).map((c) => c.args.channel)).size >= active,
+                () =>
+                  new Set(
+                    world.emu
+                      .calls("chat.postMessage")
+                      .filter((c) => c.ok && String(c.args.channel).startsWith("CMbaton"))
+                      .map((c) => c.args.channel),
+                  ).size >= active,
                 120_000,
                 100,
               );
@@ -250,17 +284,25 @@ export async function benchB5(ctx: BenchContext): Promise<BenchOutcome> {
           await sleep(500);
           child.reset();
           // A steady trickle of events while we measure (3 s).
-          await signedLoad(child.port, world.emu.signingSecret, 150, 50, (i) => mentionPayload(world.emu, i, `S${kind}${active}X`));
+          await signedLoad(child.port, world.emu.signingSecret, 150, 50, (i) =>
+            mentionPayload(world.emu, i, `S${kind}${active}X`),
+          );
           const stats = await child.stats();
           created += kind === "baton" ? 150 : 0;
           measured.set(`${kind}:${active}`, { rss: stats.rss, loopP99Ms: stats.loopP99Ms });
           details[`${kind}_${active}`] = stats;
-          ctx.log(`B5 ${kind} ${active} tasks: RSS ${round(stats.rss / MiB, 1)} MiB, loop p99 ${round(stats.loopP99Ms, 2)} ms`);
+          ctx.log(
+            `B5 ${kind} ${active} tasks: RSS ${round(stats.rss / MiB, 1)} MiB, loop p99 ${round(stats.loopP99Ms, 2)} ms`,
+          );
         }
       } finally {
         await child.stop();
       }
+    } finally {
+      await world.close();
     }
+  }
+  {
     for (const active of [0, 100, 1000]) {
       const base = measured.get(`bare:${active}`)!;
       const bot = measured.get(`baton:${active}`)!;
@@ -283,8 +325,6 @@ export async function benchB5(ctx: BenchContext): Promise<BenchOutcome> {
         pass: bot.loopP99Ms < 20,
       });
     }
-    return { rows, invariants, details };
-  } finally {
-    await world.close();
   }
+  return { rows, invariants, details };
 }

@@ -24,6 +24,8 @@ async function main(): Promise<void> {
       signingSecret: config.env.SLACK_SIGNING_SECRET!,
       token: config.env.SLACK_BOT_TOKEN!,
       tokenVerificationEnabled: false,
+      botId: "BBATON",
+      botUserId: "UBATON",
       clientOptions: { slackApiUrl: config.env.SLACK_API_URL! },
       logLevel: bolt.LogLevel.ERROR,
     });
@@ -57,6 +59,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench child failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `bench child failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

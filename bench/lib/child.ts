@@ -36,7 +36,10 @@ export async function startBotChild(config: ChildConfig, timeoutMs = 30_000): Pr
   });
   const next = <T extends ChildMessage["type"]>(type: T, ms = timeoutMs) =>
     new Promise<Extract<ChildMessage, { type: T }>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`bench child: no ${type} within ${ms} ms; stderr:\n${stderr}`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`bench child: no ${type} within ${ms} ms; stderr:\n${stderr}`)),
+        ms,
+      );
       const onExit = (code: number | null) => {
         clearTimeout(timer);
         reject(new Error(`bench child exited (${code}) while waiting for ${type}; stderr:\n${stderr}`));

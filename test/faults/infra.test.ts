@@ -88,7 +88,9 @@ describe("infrastructure faults, whole product", () => {
     const thread = await p.mention("fix add() in math.js");
     await waitForSleepingAgent(p);
     const first = p.instances[0]!;
+    const t0 = Date.now();
     await first.stop();
+    console.log("stop took", Date.now() - t0);
     // Stopping did not wait for the run: the agent is still at work, with no result yet.
     expect(p.messagesByKind(thread)["result"]).toBeUndefined();
     // The replacement serves the same runner URL (as a Service would) and has never seen the run.
