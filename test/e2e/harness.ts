@@ -8,6 +8,8 @@ import {
   createWriteStream,
   mkdtempSync,
   readFileSync,
+  readdirSync,
+  readlinkSync,
   rmSync,
   writeFileSync,
   type WriteStream,
@@ -196,7 +198,7 @@ async function waitUntil<T>(
 }
 
 function killProcessesUnder(dir: string): void {
-  let pids: string[] = [];
+  let pids: string[];
   try {
     pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
   } catch {

@@ -10,7 +10,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const OUT = path.join(ROOT, "node_modules", ".cache", "baton-agent-test");
 const LOCK = `${OUT}.lock`;
 
-function fingerprint(): string {
+/** Sizes and mtimes of the TypeScript files under `dirs` (relative to the repository root). */
+function fingerprint(dirs: readonly string[] = ["src/agent", "src/shared"]): string {
   const parts: string[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
@@ -20,34 +21,12 @@ function fingerprint(): string {
       else if (name.endsWith(".ts")) parts.push(`${path.relative(ROOT, full)}:${st.size}:${st.mtimeMs}`);
     }
   };
-  walk(path.join(ROOT, "src", "agent"));
-  walk(path.join(ROOT, "src", "shared"));
+  for (const dir of dirs) walk(path.join(ROOT, dir));
   return parts.join("\n");
 }
 
-async function withLock<T>(fn: () => T): Promise<T> {
-  mkdirSync(path.dirname(LOCK), { recursive: true });
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      mkdirSync(LOCK);
-      break;
-    } catch {
-      // A lock older than two minutes belongs to a crashed run.
-      try {
-        if (Date.now() - statSync(LOCK).mtimeMs > 120_000) rmSync(LOCK, { recursive: true, force: true });
-      } catch {
-        // Released meanwhile.
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${LOCK}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    rmSync(LOCK, { recursive: true, force: true });
-  }
+function withLock<T>(fn: () => T): Promise<T> {
+  return withNamedLock(LOCK, fn);
 }
 
 /** Builds if needed and returns the path of the compiled agent entry (run it with process.execPath). */
@@ -96,20 +75,6 @@ const DIST = path.join(ROOT, "dist");
 const DIST_LOCK = path.join(ROOT, "node_modules", ".cache", "baton-dist.lock");
 const DIST_STAMP = path.join(ROOT, "node_modules", ".cache", "baton-dist.fingerprint");
 
-function fingerprintAll(): string {
-  const parts: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const full = path.join(dir, name);
-      const st = statSync(full);
-      if (st.isDirectory()) walk(full);
-      else if (name.endsWith(".ts")) parts.push(`${path.relative(ROOT, full)}:${st.size}:${st.mtimeMs}`);
-    }
-  };
-  walk(path.join(ROOT, "src"));
-  return parts.join("\n");
-}
-
 async function withNamedLock<T>(lock: string, fn: () => T): Promise<T> {
   mkdirSync(path.dirname(lock), { recursive: true });
   const deadline = Date.now() + 180_000;
@@ -141,7 +106,7 @@ async function withNamedLock<T>(lock: string, fn: () => T): Promise<T> {
 export async function ensureDistBuilt(): Promise<string> {
   const bin = path.join(ROOT, "bin", "baton.js");
   return await withNamedLock(DIST_LOCK, () => {
-    const current = fingerprintAll();
+    const current = fingerprint(["src"]);
     const entry = path.join(DIST, "cli.js");
     if (existsSync(entry) && existsSync(DIST_STAMP) && readFileSync(DIST_STAMP, "utf8") === current)
       return bin;

@@ -159,6 +159,13 @@ export function startRunConsumer(options: RunConsumerOptions): RunConsumer {
 
   const processor = async (job: Job<RunJobData>, token?: string): Promise<void> => {
     const runId = job.data.runId;
+    // A stopping worker hands its runs back to the queue; a fetch already in flight when the close
+    // began can bring one straight back here. Hand it on again rather than follow it until it ends
+    // (which would hold the shutdown for the whole run).
+    if (closing) {
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     // A job can reach this worker again while an older hold is alive (its lock expired in a Redis
     // outage and the stalled check re-queued it): the old hold gives way to the new one.
     const previous = held.get(runId);
