@@ -1,7 +1,7 @@
 // `@baton …` in a channel message or a thread reply (CONTRACT §5): a request starts a task in the
 // message's thread, a mention in a thread with an active task is a follow-up for it, and the control
 // words status / cancel / retry / help act on that thread's task. Answers go to the person alone.
-import { parseMentionText } from "../core/intents.js";
+import { parseMentionText, slackToPlainText } from "../core/intents.js";
 import { renderHelp, renderStatus } from "../core/render.js";
 import { isTerminal } from "../core/task.js";
 import { controlAnswer, statusAnswer } from "./commands.js";
@@ -114,20 +114,25 @@ export async function handleMention(deps: SlackServiceDeps, input: MentionInput)
     );
   }
 
+  const vague = inThread && VAGUE_REQUEST.test(intent.text.trim());
+  const texts =
+    (intent.repo === undefined || vague) && inThread
+      ? await threadTexts(deps, input.channel, threadTs)
+      : [input.text];
   const request: NewRequest = {
     source: "mention",
     channel: input.channel,
     user: input.user,
-    text: intent.text,
+    text: vague ? describeThreadRequest(texts) : intent.text,
     options: {
       ...(intent.repo !== undefined ? { repo: intent.repo } : {}),
       ...(intent.branch !== undefined ? { branch: intent.branch } : {}),
       ...(intent.attempts !== undefined ? { attempts: intent.attempts } : {}),
       ...(intent.mode !== undefined ? { mode: intent.mode } : {}),
     },
-    // The thread is the task's context; only read it when it may name the repository.
-    contextTexts:
-      intent.repo === undefined && inThread ? await threadTexts(deps, input.channel, threadTs) : [input.text],
+    // The thread is the task's context; it is read here only when it may name the repository or
+    // say what "it" is.
+    contextTexts: texts,
   };
   const check = await checkRequest(deps, request);
   if (!check.ok) return reply(check.message);
@@ -136,6 +141,23 @@ export async function handleMention(deps: SlackServiceDeps, input: MentionInput)
     ensureReaction(deps, input.channel, input.ts, "eyes"),
   );
   await createRequestTask(deps, request, check, { threadTs, triggerTs: input.ts });
+}
+
+/** "@baton fix it" in a thread: the request is whatever the thread describes. */
+const VAGUE_REQUEST =
+  /^(?:(?:please\s+)?(?:it|this|that|this one|that one|this bug|the bug|this issue|this error|the problem))?[.!]*$/i;
+
+/** A readable request for a vague mention: the thread's first message, first line, bounded. */
+function describeThreadRequest(threadTexts: readonly string[]): string {
+  const root = slackToPlainText(threadTexts[0] ?? "").trim();
+  const firstLine =
+    root
+      .split("\n")
+      .find((line) => line.trim() !== "")
+      ?.trim() ?? "";
+  if (firstLine === "") return "Fix what this thread describes.";
+  const shown = firstLine.length > 200 ? `${firstLine.slice(0, 199)}…` : firstLine;
+  return `Fix what this thread describes: "${shown}"`;
 }
 
 /** The root ts of the thread holding message `ts` (the message itself when it is not a reply). */

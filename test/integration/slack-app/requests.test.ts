@@ -92,7 +92,10 @@ describe("mentions", () => {
     expect(task.repo).toBe("acme/web");
     expect(task.requester.userId).toBe("UALICE");
     expect(task.triggerTs).toBe(mention.ts);
-    expect(task.request.text).toBe("it");
+    // "fix it": the request says what "it" is, from the thread.
+    expect(task.request.text).toBe(
+      `Fix what this thread describes: "Login redirects to /undefined after SSO"`,
+    );
     await eventually(() => botMessagesWith("C0001", root.ts, task.id).length > 0);
     await h.app.idle();
     expect(botMessagesWith("C0001", root.ts, task.id)).toHaveLength(1);
@@ -110,7 +113,9 @@ describe("mentions", () => {
     const mention = await bob.postMessage({ channel: "C0001", threadTs: root.ts, text: "<@UBATON>" });
     await h.app.idle();
     const task = await onlyTask("C0001", root.ts);
-    expect(task.request.text).toBe("");
+    expect(task.request.text).toBe(
+      `Fix what this thread describes: "Broken since the deploy: https://github.com/acme/api/issues/12"`,
+    );
     expect(task.repo).toBe("acme/api");
     expect(task.triggerTs).toBe(mention.ts);
   });
