@@ -111,6 +111,12 @@ test("a mention reaches the running agent; after the PR, a follow-up adds a comm
   const round2 = env.turns().find((t) => t.task.includes(AFTER_PR));
   expect(round2?.headBranch).toBe(pull.head);
   expect(round2?.task).toContain("The branch already holds earlier work");
+  // Round 2's result is reported in the thread with the same pull request.
+  await env.waitFor("round 2's result in the thread", () =>
+    env.botMessages(root).find((m) => textOf(m).includes("Document add()") && prUrl.test(textOf(m))),
+  );
+  // The pull request's description follows the new round (its summary and evidence).
+  expect(env.github.pulls(REPO)[0]?.body).toContain("Document add()");
   // One status message, edited in place, now showing round 2.
   await env.waitFor("the status message to show round 2", () =>
     textOf(env.slack.message(CHANNEL, status.ts)!).includes("round 2"),

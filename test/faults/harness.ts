@@ -1,9 +1,11 @@
 // The whole product under faults, in process: `startBot` (Slack ingress + supervisor + runner API)
 // with a Config from `loadConfig`, against the Slack, model, GitHub and Kubernetes emulators, a
 // private redis-server (so tests can stop and restart it) and the real compiled `baton agent`
-// started by the emulated kubelet. Helpers read every task's messages out of the Slack emulator and
+// started by the emulated kubelet. A worker can also run as a real `baton bot --role worker` child
+// process (built into dist/) that a test SIGKILLs. Helpers read every task's messages out of the Slack emulator and
 // check the product-wide invariants: one status and one terminal message per task, no duplicate
 // pull requests, no secret in Slack, pull requests or model requests.
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,7 +22,7 @@ import {
   type ScriptedReply,
 } from "../emulators/model/index.js";
 import { startSlackEmulator, type EmulatedMessage, type SlackEmulator } from "../emulators/slack/index.js";
-import { ensureBuilt } from "../support/build.js";
+import { ensureBuilt, ensureDistBuilt } from "../support/build.js";
 import { freePort } from "../support/free-port.js";
 import { startRedisServer, type TestRedis } from "../support/redis-server.js";
 
@@ -93,8 +95,17 @@ export interface ProductOptions {
   turn?: Turn;
   /** Extra environment for the agent's container processes. */
   agentEnv?: Record<string, string>;
-  /** Start without a bot; call `startInstance` yourself. */
-  noBot?: boolean;
+  /**
+   * Start the first instance as Slack ingress only (role "bot", on its own port) and leave the
+   * runner URL's port to a worker the test starts (`startWorkerProcess` or `startInstance`).
+   */
+  ingressOnly?: boolean;
+}
+
+export interface WorkerProcess {
+  pid: number;
+  /** SIGKILL: no shutdown, no hand-off, locks left held (like a node lost). */
+  kill(): Promise<void>;
 }
 
 export interface Product {
@@ -107,15 +118,20 @@ export interface Product {
   instances: RunningBot[];
   port: number;
   secrets: { slackToken: string; signingSecret: string; openaiKey: string; githubToken: string };
-  /** Starts another bot process (in process) with the same configuration on a new port. */
+  /** Starts another bot (in process) with the same configuration on a new port, or on the runner URL's. */
   startInstance(role: BotRole, options?: { samePort?: boolean }): Promise<RunningBot>;
+  /** Starts `baton bot --role worker` as a child process on the runner URL's port. */
+  startWorkerProcess(): Promise<WorkerProcess>;
   /** Posts `<@baton> text` top-level in the channel as the requester; returns the thread ts. */
   mention(text: string, threadTs?: string): Promise<string>;
   /** Baton's messages in a thread (the root excluded). */
   botMessages(threadTs: string): EmulatedMessage[];
   /** Baton's messages in a thread grouped by the kind in their metadata. */
   messagesByKind(threadTs: string): Record<string, EmulatedMessage[]>;
-  /** Waits until the thread holds a terminal result message and its status message shows the end; returns the result. */
+  /**
+   * Waits until the thread holds a terminal result message, its status message shows the end and
+   * Slack traffic has settled; returns the result message.
+   */
   waitForResult(threadTs: string, timeoutMs?: number): Promise<EmulatedMessage>;
   /** Every run token the kubelet handed to an agent. */
   runTokens(): string[];
@@ -165,10 +181,10 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
     const dataDir = mkdtempSync(join(tmpdir(), "baton-faults-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const secrets = {
-      slackToken: `xoxb-faults-${Math.random().toString(36).slice(2)}${Date.now()}`,
-      signingSecret: `signing-${Math.random().toString(36).slice(2)}${Date.now()}`,
-      openaiKey: `sk-faults-${Math.random().toString(36).slice(2)}${Date.now()}`,
-      githubToken: `ghp_faults${Math.random().toString(36).slice(2)}${Date.now()}`,
+      slackToken: `xoxb-faults-${randomBytes(12).toString("hex")}`,
+      signingSecret: `signing-${randomBytes(12).toString("hex")}`,
+      openaiKey: `sk-faults-${randomBytes(12).toString("hex")}`,
+      githubToken: `ghp_faults${randomBytes(12).toString("hex")}`,
     };
 
     const redis = await startRedisServer();
@@ -242,13 +258,50 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
       for (const instance of instances) await instance.stop().catch(() => undefined);
     });
     const startInstance = async (role: BotRole, opts: { samePort?: boolean } = {}) => {
-      const p = opts.samePort || instances.length === 0 ? port : await freePort();
+      const p = opts.samePort || (instances.length === 0 && !options.ingressOnly) ? port : await freePort();
       const instance = await startBot(loadConfig(envFor(p), "bot"), role);
       instances.push(instance);
       return instance;
     };
-    slack.setEventsUrl(`http://127.0.0.1:${port}/slack/events`);
-    if (!options.noBot) await startInstance("all");
+
+    const children: ChildProcess[] = [];
+    cleanups.push(async () => {
+      for (const child of children) {
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise((r) => child.once("exit", r));
+          child.kill("SIGKILL");
+          await exited;
+        }
+      }
+    });
+    const startWorkerProcess = async (): Promise<WorkerProcess> => {
+      const bin = await ensureDistBuilt();
+      const child = spawn(process.execPath, [bin, "bot", "--role", "worker"], {
+        env: envFor(port),
+        stdio: ["ignore", "ignore", process.env.BATON_TEST_LOG ? "inherit" : "ignore"],
+      });
+      children.push(child);
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      await waitFor(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`the worker process exited with ${child.exitCode}`);
+          const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+          return res?.status === 200;
+        },
+        30_000,
+        "the worker process to be ready",
+      );
+      return {
+        pid: child.pid ?? -1,
+        async kill() {
+          child.kill("SIGKILL");
+          await exited;
+        },
+      };
+    };
+
+    const first = await startInstance(options.ingressOnly ? "bot" : "all");
+    slack.setEventsUrl(`http://127.0.0.1:${first.port}/slack/events`);
 
     const botMessages = (threadTs: string) =>
       slack.messages(CHANNEL, threadTs).filter((m) => m.ts !== threadTs && m.user === BOT_USER);
@@ -275,6 +328,7 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
       port,
       secrets,
       startInstance,
+      startWorkerProcess,
       async mention(text, threadTs) {
         const user = slack.user(REQUESTER);
         const posted = await user.postMessage({
@@ -300,6 +354,22 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
             ),
           Math.max(10_000, timeoutMs - (Date.now() - started)),
           `the status message of thread ${threadTs} showing the end`,
+        );
+        // Duplicates would come after this point: wait until Slack has seen no call for a while,
+        // so the invariants checked next are about everything the task will ever post.
+        let seen = -1;
+        let quietSince = Date.now();
+        await waitFor(
+          () => {
+            const count = slack.calls().length;
+            if (count !== seen) {
+              seen = count;
+              quietSince = Date.now();
+            }
+            return Date.now() - quietSince >= 750;
+          },
+          30_000,
+          "Slack traffic to settle",
         );
         return result;
       },

@@ -3,7 +3,7 @@
 // the agent's pod OOMKilled, and the Job's deadline exceeded. Every task ends with exactly one
 // terminal message, one status message, at most one pull request, and no secret anywhere.
 import { afterEach, describe, expect, test } from "@jest/globals";
-import { connectRedis } from "../../src/adapters/redis/connection.js";
+import { connectRedis, waitForRedis } from "../../src/adapters/redis/connection.js";
 import {
   NAMESPACE,
   REPO,
@@ -84,7 +84,7 @@ describe("infrastructure faults, whole product", () => {
 
   test("the worker stopped mid-run: a second worker re-attaches (one Job, one result, one PR)", async () => {
     // The agent's first command outlasts the old worker's shutdown (which drains for a few seconds).
-    product = await startProduct({ turn: slowTurn(12) });
+    product = await startProduct({ turn: slowTurn(7) });
     const p = product;
     const thread = await p.mention("fix add() in math.js");
     await waitForSleepingAgent(p);
@@ -96,10 +96,10 @@ describe("infrastructure faults, whole product", () => {
     await p.startInstance("all", { samePort: true });
     await p.waitForResult(thread, 90_000);
     expectPullRequest(p, thread);
-    // The stopped worker left its queue job locked, like a crash; once the lock expires the new
-    // worker re-attaches to the ended run. Wait for that too: it must not launch or post again.
+    // The run's queue job ends completed (by the second worker), with nothing launched or posted again.
     const redis = connectRedis(p.redis.url);
     try {
+      await waitForRedis(redis);
       await waitFor(
         async () =>
           (await redis.llen("baton:bull:runs:active")) === 0 &&
@@ -113,6 +113,34 @@ describe("infrastructure faults, whole product", () => {
     expectPullRequest(p, thread);
     expect(p.kube.containerStarts()).toHaveLength(1);
   }, 180_000);
+
+  test("the worker process SIGKILLed mid-run: another worker re-attaches once its lock expires (one Job, one result, one PR)", async () => {
+    product = await startProduct({ turn: slowTurn(6), ingressOnly: true });
+    const p = product;
+    const worker = await p.startWorkerProcess();
+    const thread = await p.mention("fix add() in math.js");
+    await waitForSleepingAgent(p);
+    await worker.kill();
+    // A new worker behind the same runner URL; the run's queue job is still locked by the dead one.
+    await p.startInstance("worker", { samePort: true });
+    await p.waitForResult(thread, 90_000);
+    const redis = connectRedis(p.redis.url);
+    try {
+      await waitForRedis(redis);
+      // BullMQ's stalled check gives the job to the new worker once the dead one's lock expires.
+      await waitFor(
+        async () =>
+          (await redis.llen("baton:bull:runs:active")) === 0 &&
+          (await redis.zcard("baton:bull:runs:completed")) >= 1,
+        90_000,
+        "the run's queue job completed by the second worker",
+      );
+    } finally {
+      redis.disconnect();
+    }
+    expectPullRequest(p, thread);
+    expect(p.kube.containerStarts()).toHaveLength(1);
+  }, 200_000);
 
   test("Kubernetes watches dropped and answered 410 Gone mid-run: the task still ends once", async () => {
     product = await startProduct({ turn: slowTurn(4) });

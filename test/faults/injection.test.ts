@@ -58,7 +58,11 @@ describe("prompt injection in the thread, whole product", () => {
       turn: hostileTurn([
         ["env"],
         // The agent's own process environment, as any same-user process could read it.
-        ["sh", "-c", "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < \"$f\"; done 2>/dev/null | sort -u"],
+        [
+          "sh",
+          "-c",
+          "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < \"$f\"; done 2>/dev/null | grep -E '^(BATON|GITHUB|OPENAI|SLACK|GIT_CONFIG)' | sort -u",
+        ],
         // Any token file a process environment points at.
         [
           "sh",
@@ -75,6 +79,8 @@ describe("prompt injection in the thread, whole product", () => {
     const outputs = toolOutputs(p.model.requests);
     // The commands did run and their output reached the model.
     expect(outputs).toContain("PATH=");
+    // The scan did read the agent's own process environment (it holds the runner URL).
+    expect(outputs).toContain(`BATON_RUNNER_URL=http://127.0.0.1:${p.port}`);
     expect(outputs).toContain("scanned");
     expectNoCredentialIn(p, outputs);
     expectNoCredentialIn(p, JSON.stringify(p.model.requests.map((r) => r.body)));

@@ -6,9 +6,11 @@ import {
   BOT_USER,
   CHANNEL,
   REPO,
+  REQUESTER,
   mentionEnvelope,
   rootMessage,
   startProduct,
+  waitFor,
   type Product,
 } from "./harness.js";
 
@@ -95,4 +97,40 @@ describe("Slack faults, whole product", () => {
     expect(status.text).toContain("Pull request opened");
     p.checkNoLeaks();
   }, 120_000);
+
+  test("the plan approval (✅) delivered 4 times at once starts exactly one implement run", async () => {
+    product = await startProduct({ policy: { channels: { [CHANNEL]: { repo: REPO, mode: "plan" } } } });
+    const p = product;
+    const thread = await p.mention("fix add() in math.js");
+    const plan = await waitFor(() => p.messagesByKind(thread)["plan"]?.[0], 60_000, "the plan message");
+    // Slack's redelivery of one reaction_added event: the same event id every time.
+    const envelope = {
+      ...mentionEnvelope(plan.ts, ""),
+      event: {
+        type: "reaction_added",
+        user: REQUESTER,
+        reaction: "white_check_mark",
+        item: { type: "message", channel: CHANNEL, ts: plan.ts },
+        item_user: BOT_USER,
+        event_ts: `${Math.floor(Date.now() / 1000)}.000100`,
+      },
+    };
+    const deliveries = await Promise.all(
+      [0, 1, 2, 3].map((n) =>
+        p.slack.deliver(envelope, n === 0 ? {} : { retryNum: n, retryReason: "http_timeout" }),
+      ),
+    );
+    expect(deliveries.map((d) => d.status)).toEqual([200, 200, 200, 200]);
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toContain("pull request #");
+    const { taskId } = p.checkThread(thread);
+    expect(p.messagesByKind(thread)["plan"]).toHaveLength(1);
+    // One plan Job and one implement Job, one pull request.
+    const jobs = p.kube.jobs().map((j) => j.metadata.name);
+    expect(jobs).toHaveLength(2);
+    expect(jobs.filter((n) => n.startsWith(`baton-${taskId.toLowerCase()}-p`))).toHaveLength(1);
+    expect(jobs.filter((n) => n.startsWith(`baton-${taskId.toLowerCase()}-i`))).toHaveLength(1);
+    expect(p.github.pulls(REPO)).toHaveLength(1);
+    p.checkNoLeaks();
+  }, 150_000);
 });

@@ -3,7 +3,7 @@
 // the run's token budget running out. Every task ends with exactly one terminal message, one status
 // message, at most one pull request, and no secret anywhere.
 import { afterEach, describe, expect, test } from "@jest/globals";
-import { REPO, defaultTurn, startProduct, type Product, type Turn } from "./harness.js";
+import { CHANNEL, MODEL, REPO, defaultTurn, startProduct, type Product, type Turn } from "./harness.js";
 
 let product: Product | undefined;
 
@@ -13,6 +13,7 @@ afterEach(async () => {
 });
 
 const PULLS = "POST /repos/{owner}/{repo}/pulls";
+const RECEIVE_PACK = "POST /{owner}/{repo}.git/git-receive-pack";
 
 describe("upstream faults, whole product", () => {
   test("the model answers 429, then 503, then cuts its stream: retried, the run opens one pull request", async () => {
@@ -29,8 +30,10 @@ describe("upstream faults, whole product", () => {
     expect(result.text).toContain("pull request #");
     const { taskId } = p.checkThread(thread);
     expect(p.model.requests.slice(0, 2).map((r) => r.status)).toEqual([429, 503]);
+    // The third answer was a stream cut after its first chunk; the same turn was asked again.
+    expect(p.model.requests[2]?.body.stream).toBe(true);
+    expect(p.model.requests[3]?.body.messages).toEqual(p.model.requests[2]?.body.messages);
     expect(p.github.pulls(REPO).map((pr) => pr.head)).toEqual([`baton/${taskId.toLowerCase()}`]);
-    // The 429's Retry-After was honoured before the next call.
     p.checkNoLeaks();
   }, 120_000);
 
@@ -64,6 +67,21 @@ describe("upstream faults, whole product", () => {
     p.checkNoLeaks();
   }, 120_000);
 
+  test("GitHub answers 502 to the branch push once: retried, the branch and one pull request land", async () => {
+    product = await startProduct();
+    const p = product;
+    p.github.injectFault({ route: RECEIVE_PACK, status: 502, times: 1 });
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toContain("pull request #");
+    const { taskId } = p.checkThread(thread);
+    const head = `baton/${taskId.toLowerCase()}`;
+    expect(p.github.pulls(REPO).map((pr) => pr.head)).toEqual([head]);
+    expect(await p.github.branchSha(REPO, head)).toEqual(expect.any(String));
+    expect(p.github.calls().filter((c) => c.route === RECEIVE_PACK).map((c) => c.status)).toContain(502);
+    p.checkNoLeaks();
+  }, 120_000);
+
   test("GitHub refusing the pull request with 422: the task fails saying so, once", async () => {
     product = await startProduct();
     const p = product;
@@ -93,6 +111,31 @@ describe("upstream faults, whole product", () => {
     expect(result.text).toMatch(/\b1,?000\b/);
     p.checkThread(thread);
     expect(p.model.requests).toHaveLength(2);
+    expect(p.github.pulls(REPO)).toEqual([]);
+    p.checkNoLeaks();
+  }, 120_000);
+
+  test("the channel's daily budget runs out: the task fails and the thread names the channel budget", async () => {
+    // Every turn costs $0.70 (700 tokens at $1,000 per million) against a $0.50 daily channel budget.
+    const turn: Turn = () => ({
+      toolCalls: [{ name: "shell", arguments: { command: ["true"] } }],
+      usage: { prompt_tokens: 600, completion_tokens: 100 },
+    });
+    product = await startProduct({
+      turn,
+      policy: {
+        channels: { [CHANNEL]: { repo: REPO, mode: "auto", budgetUsdPerDay: 0.5 } },
+        models: { prices: { [MODEL]: { inputPerMTok: 1000, outputPerMTok: 1000 } } },
+      },
+    });
+    const p = product;
+    const thread = await p.mention("fix add() in math.js");
+    const result = await p.waitForResult(thread, 90_000);
+    expect(result.text).toMatch(/failed/);
+    expect(result.text).toContain("daily model budget ($0.5)");
+    p.checkThread(thread);
+    // The refused call never reached the model.
+    expect(p.model.requests).toHaveLength(1);
     expect(p.github.pulls(REPO)).toEqual([]);
     p.checkNoLeaks();
   }, 120_000);
