@@ -63,7 +63,12 @@ describe("upstream faults, whole product", () => {
     expect(result.text).toContain("pull request #");
     const { taskId } = p.checkThread(thread);
     expect(p.github.pulls(REPO).map((pr) => pr.head)).toEqual([`baton/${taskId.toLowerCase()}`]);
-    expect(p.github.calls().filter((c) => c.route === PULLS).map((c) => c.status)).toEqual([502, 502, 201]);
+    expect(
+      p.github
+        .calls()
+        .filter((c) => c.route === PULLS)
+        .map((c) => c.status),
+    ).toEqual([502, 502, 201]);
     p.checkNoLeaks();
   }, 120_000);
 
@@ -78,7 +83,12 @@ describe("upstream faults, whole product", () => {
     const head = `baton/${taskId.toLowerCase()}`;
     expect(p.github.pulls(REPO).map((pr) => pr.head)).toEqual([head]);
     expect(await p.github.branchSha(REPO, head)).toEqual(expect.any(String));
-    expect(p.github.calls().filter((c) => c.route === RECEIVE_PACK).map((c) => c.status)).toContain(502);
+    expect(
+      p.github
+        .calls()
+        .filter((c) => c.route === RECEIVE_PACK)
+        .map((c) => c.status),
+    ).toContain(502);
     p.checkNoLeaks();
   }, 120_000);
 
@@ -106,8 +116,10 @@ describe("upstream faults, whole product", () => {
     const thread = await p.mention("fix add() in math.js");
     const result = await p.waitForResult(thread, 90_000);
     expect(result.text).toMatch(/failed/);
-    // The agent stops itself at the run's token limit (the runner's gateway would refuse the next call).
-    expect(result.text).toMatch(/token (budget|limit)/);
+    // The agent stops itself at the run's token budget (the gateway would refuse the next call); the
+    // thread names the setting to raise.
+    expect(result.text).toMatch(/token budget/);
+    expect(result.text).toContain("limits.runTokenBudget");
     expect(result.text).toMatch(/\b1,?000\b/);
     p.checkThread(thread);
     expect(p.model.requests).toHaveLength(2);

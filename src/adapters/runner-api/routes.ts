@@ -21,7 +21,7 @@ import type { RunTokens } from "../redis/run-tokens.js";
 import type { BudgetReader, UsageMeter } from "../redis/usage.js";
 import { createGitProxy } from "./git-proxy.js";
 import { HttpError, credentialOf, readBody, readJson, sendJson } from "./http.js";
-import { createLlmGateway, type ModelUpstream } from "./llm-gateway.js";
+import { budgetFailure, createLlmGateway, type ModelUpstream } from "./llm-gateway.js";
 
 const MAX_EVENTS_BYTES = 24 * 1024 * 1024;
 const MAX_RESULT_BYTES = 4 * 1024 * 1024;
@@ -184,7 +184,14 @@ export function createRunnerApi(deps: RunnerApiDeps): RunnerApi {
           lastCommand = { argv: event.argv, exitCode: event.exitCode, durationMs: event.durationMs };
           break;
         case "run.failed":
-          await records.setAgentFailure(record.runId, { code: event.code, message: event.message });
+          // The agent stops itself at the run's token budget just before the gateway would refuse:
+          // report it with the gateway's sentence, which names the setting to raise.
+          await records.setAgentFailure(
+            record.runId,
+            event.code === "token_limit"
+              ? budgetFailure("run", deps.policy, record.channelId)
+              : { code: event.code, message: event.message },
+          );
           logger.warn(
             { runId: record.runId, taskId: record.taskId, code: event.code },
             "agent reported failure",
