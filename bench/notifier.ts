@@ -11,7 +11,7 @@ import { createNotifier, type Notifier, type NotifierLimits } from "../src/adapt
 import type { NotifyEffect } from "../src/core/ports/effects.js";
 import type { TaskStore } from "../src/core/ports/task-store.js";
 import { createRedactor } from "../src/core/redact.js";
-import { newTask, type Effect, type Task, type TaskId } from "../src/core/task.js";
+import { newTask, type Effect, type TaskId } from "../src/core/task.js";
 import { applyTaskEvent, type EffectRunner } from "../src/services/task-events.js";
 import { silentLogger } from "../src/shared/logger.js";
 import {
@@ -348,7 +348,7 @@ export async function benchB3(ctx: BenchContext): Promise<BenchOutcome> {
         for (const [i, t] of tasks.entries()) tsOf.set((await w.store.get(t.id))!.slack.statusTs!, i);
         const before = w.emu.calls().length;
         // Several round-robin periods of steady load, then tasks end one by one over as long again.
-        const steadyMs = Math.max(1500, 4 * floorMs);
+        const steadyMs = Math.max(1500, 3 * floorMs);
         const periodMs = Math.max(50, floorMs / 3);
         const changes: { task: number; k: number; at: number }[] = [];
         const finals: { task: number; at: number }[] = [];

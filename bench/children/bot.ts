@@ -1,7 +1,6 @@
 // Child process for B1/B5/B8: either the real Baton bot (`startBot`, role from argv) or a bare Bolt
 // app that only acks (the baseline). Configuration comes as JSON in BENCH_CHILD; the parent asks for
 // RSS and event-loop delay over IPC ("stats", "reset") and ends it with "stop".
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import bolt from "@slack/bolt";
 import { loadConfig } from "../../src/config/load.js";
 import { startBot, type BotRole } from "../../src/roles/bot.js";
@@ -10,8 +9,21 @@ import { ChildConfig, ParentMessage, type ChildMessage } from "./protocol.js";
 async function main(): Promise<void> {
   const config = ChildConfig.parse(JSON.parse(process.env.BENCH_CHILD ?? "{}"));
   const send = (message: ChildMessage) => process.send?.(message);
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
-  histogram.enable();
+  // Event-loop delay: how late a 5 ms timer fires (monitorEventLoopDelay folds its own resolution
+  // into every sample, which hides small delays).
+  let delays: number[] = [];
+  let expected = performance.now() + 5;
+  setInterval(() => {
+    const now = performance.now();
+    delays.push(Math.max(0, now - expected));
+    expected = now + 5;
+  }, 5).unref();
+  const pct = (p: number) => {
+    const sorted = [...delays].sort((a, b) => a - b);
+    return sorted.length === 0
+      ? 0
+      : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  };
   let stop: () => Promise<void>;
   let port: number;
   if (config.kind === "baton") {
@@ -37,16 +49,16 @@ async function main(): Promise<void> {
   }
   process.on("message", (raw: unknown) => {
     const message = ParentMessage.parse(raw);
-    if (message.type === "reset") histogram.reset();
+    if (message.type === "reset") delays = [];
     else if (message.type === "stats") {
       const memory = process.memoryUsage();
       send({
         type: "stats",
         rss: memory.rss,
         heapUsed: memory.heapUsed,
-        loopP50Ms: histogram.percentile(50) / 1e6,
-        loopP99Ms: histogram.percentile(99) / 1e6,
-        loopMaxMs: histogram.max / 1e6,
+        loopP50Ms: pct(50),
+        loopP99Ms: pct(99),
+        loopMaxMs: pct(100),
       });
     } else {
       void stop().finally(() => {
@@ -55,6 +67,8 @@ async function main(): Promise<void> {
       });
     }
   });
+  // The runner went away (crash, Ctrl-C): leave no process behind.
+  process.on("disconnect", () => process.exit(0));
   send({ type: "ready", port });
 }
 

@@ -1,5 +1,6 @@
 // Spawns bench/children/bot.ts (the real bot or a bare Bolt app) and talks to it over IPC.
 import { fork, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChildMessage, type ChildConfig } from "../children/protocol.js";
@@ -22,8 +23,13 @@ export async function startBotChild(config: ChildConfig, timeoutMs = 30_000): Pr
   const child: ChildProcess = fork(ENTRY, [], {
     execArgv: ["--import", LOADER],
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", BENCH_CHILD: JSON.stringify(config) },
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
+  // The bot's own log (warnings and errors), kept for looking into a surprising figure.
+  const logFile = path.join(HERE, "..", "results", `${config.kind}-${child.pid}.log`);
+  const log = createWriteStream(logFile);
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < 20_000) stderr += chunk.toString("utf8");
