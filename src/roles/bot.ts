@@ -26,7 +26,7 @@ import { createRedisTaskStore } from "../adapters/redis/task-store.js";
 import { createRedisBudgetReader, createRedisUsageMeter } from "../adapters/redis/usage.js";
 import { createRunnerApi } from "../adapters/runner-api/index.js";
 import { createRedisSlackState, createSlackApp } from "../adapters/slack/app.js";
-import { createSlackChat } from "../adapters/slack/chat.js";
+import { createSlackChat, createSlackPacer } from "../adapters/slack/chat.js";
 import { createNotifier } from "../adapters/slack/notifier.js";
 import { createRedisRateBudget } from "../adapters/slack/notifier/shared-budget.js";
 import { createEffectRunner } from "../services/effects.js";
@@ -108,21 +108,26 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
 
   if (!config.slack.botToken)
     throw new Error("SLACK_BOT_TOKEN is required (Baton posts every update to Slack)");
-  const chat = createSlackChat({
+  const sharedBudget = createRedisRateBudget(redis, prefix);
+  const chatOptions = {
     token: config.slack.botToken,
     ...(config.slack.apiUrl ? { apiUrl: config.slack.apiUrl } : {}),
     logger,
     metrics,
     redact,
-  });
+  };
+  // Two clients on one workspace-wide budget: the Notifier paces its own calls, everything else
+  // (reactions, private notes, App Home, thread reads, …) goes through the pacer.
+  const pacer = createSlackPacer({ logger, sharedBudget });
+  const chat = createSlackChat({ ...chatOptions, pacer });
   const notifier = createNotifier({
-    chat,
+    chat: createSlackChat(chatOptions),
     store,
     claims,
     clock,
     logger,
     redact,
-    sharedBudget: createRedisRateBudget(redis, prefix),
+    sharedBudget,
   });
 
   const queue = createRunQueue({ redisUrl: config.redisUrl, prefix, logger });
@@ -275,6 +280,7 @@ export async function startBot(config: Config, role: BotRole): Promise<RunningBo
       for (const fn of stops)
         await fn().catch((error: unknown) => logger.warn({ err: error }, "worker stop failed"));
       await notifier.close({ timeoutMs: 5000 }).catch(() => undefined);
+      pacer.close();
       await server.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
       redis.disconnect();

@@ -1,6 +1,8 @@
 // ChatPort over @slack/web-api. One attempt per call (the Notifier owns retries and rate limits):
 // 429 becomes RateLimitedError, a lost answer to chat.postMessage becomes UnknownOutcomeError, and
 // everything posted passes through `redact` once more and has link unfurling switched off.
+// A `pacer` puts the calls made outside the Notifier under the same budgets (Retry-After too).
+import { randomUUID } from "node:crypto";
 import {
   LogLevel,
   WebAPIHTTPError,
@@ -23,6 +25,8 @@ import {
 import { redactDeep, type Redactor } from "../../core/redact.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { BudgetClosedError, SlackBudget, type BudgetRule } from "./notifier/budget.js";
+import type { SharedRateBudget } from "./notifier/shared-budget.js";
 
 /** Slack message metadata (chat.postMessage `metadata`), read back with `include_all_metadata`. */
 export interface MessageMetadata {
@@ -69,6 +73,11 @@ export interface SlackChatOptions {
   redact: Redactor;
   /** Per-request timeout (default 15 s); a timed-out chat.postMessage has an unknown outcome. */
   timeoutMs?: number;
+  /**
+   * Paces every call (createSlackPacer). Leave it out of the chat handed to the Notifier, which
+   * paces its own calls under the same bucket keys: pacing them twice would take two slots a call.
+   */
+  pacer?: SlackPacer;
 }
 
 const TRANSIENT_CODES = new Set([
@@ -185,8 +194,20 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
   const cleanBlocks = (blocks: SlackBlock[] | undefined): SlackBlock[] | undefined =>
     blocks === undefined ? undefined : (redactDeep(blocks, clean) as SlackBlock[]);
 
+  /** A Web API call, paced when a pacer was given (which also retries after a 429). */
+  function call<T>(method: string, args: Record<string, unknown>, schema: z.ZodType<T>): Promise<T> {
+    const pacer = options.pacer;
+    if (!pacer) return callOnce(method, args, schema);
+    const channel = typeof args.channel === "string" ? args.channel : undefined;
+    return pacer.run(method, channel, () => callOnce(method, args, schema));
+  }
+
   /** One attempt at a Web API method, with errors mapped to the port's taxonomy and counted. */
-  async function call<T>(method: string, args: Record<string, unknown>, schema: z.ZodType<T>): Promise<T> {
+  async function callOnce<T>(
+    method: string,
+    args: Record<string, unknown>,
+    schema: z.ZodType<T>,
+  ): Promise<T> {
     try {
       const result: unknown = await client.apiCall(method, args);
       const parsed = schema.safeParse(result);
@@ -414,4 +435,191 @@ export function createSlackChat(options: SlackChatOptions): SlackChat {
     },
   };
   return chat;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pacing for the calls made outside the Notifier (acknowledgement reactions, private notes, App
+// Home, thread reads, permalinks, user names, watcher and slash-command posts).
+
+/** Budgets per Web API method, after Slack's tiers (Tier 2 ≈ 20/min, Tier 3 ≈ 50/min, Tier 4 ≈ 100/min). */
+export interface SlackPacingLimits {
+  /** reactions.add, whole workspace (Tier 3). */
+  reactions: BudgetRule;
+  /** chat.postEphemeral, whole workspace (Tier 4). */
+  ephemeral: BudgetRule;
+  /**
+   * conversations.replies, whole workspace (Tier 3 for internal apps such as a self-hosted Baton;
+   * commercially distributed non-Marketplace apps created since May 2025 get ~1/min instead).
+   */
+  replies: BudgetRule;
+  /** chat.getPermalink, whole workspace (Tier 4). */
+  permalink: BudgetRule;
+  /** users.info, whole workspace (Tier 4). */
+  usersInfo: BudgetRule;
+  /** views.publish, whole workspace (Tier 4). */
+  viewsPublish: BudgetRule;
+  /** auth.test, whole workspace (Tier 4; answered once and cached). */
+  authTest: BudgetRule;
+  /** chat.postMessage, per channel (Slack: ~1/s, short bursts allowed). */
+  postMessagePerChannel: BudgetRule;
+  /** chat.update, whole workspace (Tier 3). */
+  chatUpdate: BudgetRule;
+}
+
+/**
+ * Same keys and rules as the Notifier's (DEFAULT_NOTIFIER_LIMITS) where both call a method, so with
+ * a shared budget the two draw from one workspace-wide window in Redis.
+ */
+export const DEFAULT_PACING_LIMITS: SlackPacingLimits = {
+  reactions: { max: 50, windowMs: 60_000 },
+  ephemeral: { max: 100, windowMs: 60_000 },
+  replies: { max: 50, windowMs: 60_000 },
+  permalink: { max: 100, windowMs: 60_000 },
+  usersInfo: { max: 100, windowMs: 60_000 },
+  viewsPublish: { max: 100, windowMs: 60_000 },
+  authTest: { max: 100, windowMs: 60_000 },
+  postMessagePerChannel: { max: 3, windowMs: 3_000 },
+  chatUpdate: { max: 50, windowMs: 60_000 },
+};
+
+export interface SlackPacingOptions {
+  logger: Logger;
+  /** The budget every replica shares (createRedisRateBudget); without it this process paces alone. */
+  sharedBudget?: SharedRateBudget;
+  limits?: Partial<SlackPacingLimits>;
+  /** Attempts after a 429 (Slack did not process the call, so any method may try again). */
+  maxRateLimitedRetries?: number;
+  /** Attempts after Slack-side trouble, for calls that are safe to repeat. */
+  maxTransientRetries?: number;
+}
+
+export interface SlackPacer {
+  /** Runs one Web API call of `method` in its bucket's budget, honouring Retry-After. */
+  run<T>(method: string, channel: string | undefined, fn: () => Promise<T>): Promise<T>;
+  /** Stops pacing: calls waiting for a slot fail with BudgetClosedError (shutdown). */
+  close(): void;
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Posts are not repeated after Slack-side trouble: they may have been delivered. */
+const NOT_REPEATABLE = new Set(["chat.postMessage", "chat.postEphemeral"]);
+
+/**
+ * Per-method budgets for the Web API calls made outside the Notifier: a call waits for a slot
+ * (locally and, when given, in the replicas' shared budget), and after a 429 the bucket pauses for
+ * Retry-After before the call goes again (Slack did not process it, so this is safe for posts too).
+ * Methods without a rule go out unpaced.
+ */
+export function createSlackPacer(options: SlackPacingOptions): SlackPacer {
+  const { logger, sharedBudget } = options;
+  const limits: SlackPacingLimits = { ...DEFAULT_PACING_LIMITS, ...options.limits };
+  const maxLimited = options.maxRateLimitedRetries ?? 10;
+  const maxTransient = options.maxTransientRetries ?? 3;
+  const budget = new SlackBudget();
+  let closed = false;
+  const warnShared = (error: unknown): void => logger.warn({ err: error }, "shared slack budget unavailable");
+
+  const bucket = (
+    method: string,
+    channel: string | undefined,
+  ): { key: string; rule: BudgetRule } | undefined => {
+    switch (method) {
+      case "reactions.add":
+        return { key: method, rule: limits.reactions };
+      case "chat.postEphemeral":
+        return { key: method, rule: limits.ephemeral };
+      case "conversations.replies":
+        return { key: method, rule: limits.replies };
+      case "chat.getPermalink":
+        return { key: method, rule: limits.permalink };
+      case "users.info":
+        return { key: method, rule: limits.usersInfo };
+      case "views.publish":
+        return { key: method, rule: limits.viewsPublish };
+      case "auth.test":
+        return { key: method, rule: limits.authTest };
+      case "chat.update":
+        return { key: method, rule: limits.chatUpdate };
+      case "chat.postMessage":
+        return { key: `chat.postMessage:${channel ?? "-"}`, rule: limits.postMessagePerChannel };
+      default:
+        return undefined;
+    }
+  };
+
+  /** A place in the replicas' shared budget; false when Redis cannot say (the local budget decides). */
+  async function takeShared(key: string, rule: BudgetRule, id: string): Promise<boolean> {
+    if (!sharedBudget) return false;
+    for (;;) {
+      let answer: Awaited<ReturnType<SharedRateBudget["take"]>>;
+      try {
+        answer = await sharedBudget.take(key, rule, id);
+      } catch (error) {
+        logger.warn({ err: error, bucket: key }, "shared slack budget unavailable; using the local one");
+        return false;
+      }
+      if (answer.ok) return true;
+      if (closed) throw new BudgetClosedError();
+      await pause(answer.waitMs);
+    }
+  }
+
+  async function paced<T>(
+    key: string,
+    rule: BudgetRule,
+    repeatable: boolean,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    let limited = 0;
+    let transient = 0;
+    for (;;) {
+      const lease = await budget.acquire(key, rule, () => 0);
+      const id = randomUUID();
+      let shared: boolean;
+      try {
+        shared = await takeShared(key, rule, id);
+      } catch (error) {
+        lease.release({ used: false });
+        throw error;
+      }
+      try {
+        return await fn();
+      } catch (error) {
+        if (error instanceof RateLimitedError && limited < maxLimited) {
+          limited += 1;
+          // Paused before the slot is given back, so nothing else slips out inside the window.
+          const seconds = Math.max(1, error.retryAfterSeconds);
+          budget.pause(key, rule, Date.now() + seconds * 1000);
+          if (sharedBudget) await sharedBudget.pause(key, seconds).catch(warnShared);
+          logger.warn({ bucket: key, retryAfter: seconds }, "slack rate limited; pausing");
+          continue;
+        }
+        // Slack answered with trouble on its side; only a call that is safe to repeat goes again.
+        if (repeatable && error instanceof SlackApiError && error.transient && transient < maxTransient) {
+          transient += 1;
+          await pause(250 * 2 ** transient);
+          continue;
+        }
+        throw error;
+      } finally {
+        lease.release();
+        if (shared && sharedBudget) void sharedBudget.settle(key, id).catch(warnShared);
+      }
+    }
+  }
+
+  return {
+    run(method, channel, fn) {
+      const b = bucket(method, channel);
+      if (!b) return fn();
+      return paced(b.key, b.rule, !NOT_REPEATABLE.has(method), fn);
+    },
+    close() {
+      closed = true;
+      budget.close();
+    },
+  };
 }
