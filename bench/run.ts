@@ -1,5 +1,5 @@
-// `npm run bench`: runs the benchmarks of TESTING.md "Benchmarks" (B1–B3, B5–B7 so far; B4 and B8
-// are not written yet), each with its baseline in the same run, prints one table and writes bench/results/latest.json plus a timestamped copy.
+// `npm run bench`: runs the benchmarks of TESTING.md "Benchmarks" (B1–B8), each with its baseline in
+// the same run, prints one table and writes bench/results/latest.json plus a timestamped copy.
 // Exit status: 1 when an invariant fails (duplicates, lost tasks, 429s, caps) or a benchmark crashes;
 // 2 when only timing/size targets miss (0 with --no-fail-on-target, for noisy shared machines).
 // Options: --only B1,B4   run a subset;   --no-fail-on-target   report misses without failing.
@@ -9,6 +9,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRedisServer, type TestRedis } from "../test/support/redis-server.js";
 import { benchB6, benchB7 } from "./agent.js";
+import { benchB4 } from "./dispatch.js";
+import { benchB8 } from "./end-to-end.js";
 import { benchB1, benchB5 } from "./ingress.js";
 import { benchB2, benchB3 } from "./notifier.js";
 import type { Bench, BenchOutcome, Invariant, Row } from "./lib/report.js";
@@ -17,9 +19,11 @@ const BENCHES: [string, Bench][] = [
   ["B1", benchB1],
   ["B2", benchB2],
   ["B3", benchB3],
+  ["B4", benchB4],
   ["B5", benchB5],
   ["B6", benchB6],
   ["B7", benchB7],
+  ["B8", benchB8],
 ];
 
 function parseArgs(argv: string[]): { only?: Set<string>; failOnTarget: boolean } {
