@@ -61,7 +61,9 @@ export type Turn = (input: {
 export const defaultTurn: Turn = ({ phase, step }) => {
   if (phase === "plan") {
     return {
-      toolCalls: [{ name: "submit_plan", arguments: { summary: "Fix add().", steps: ["Fix add in math.js"] } }],
+      toolCalls: [
+        { name: "submit_plan", arguments: { summary: "Fix add().", steps: ["Fix add in math.js"] } },
+      ],
     };
   }
   if (step === 0) return { toolCalls: [{ name: "apply_patch", arguments: { patch: FIX_PATCH } }] };
@@ -144,7 +146,13 @@ export interface Product {
   close(): Promise<void>;
 }
 
-const TERMINAL_MARKERS = [" failed", "pull request #", "finished without changes", "was cancelled", "expired"];
+const TERMINAL_MARKERS = [
+  " failed",
+  "pull request #",
+  "finished without changes",
+  "was cancelled",
+  "expired",
+];
 /** What a status message says once its task has ended (render.ts STATE_WORDS of final states). */
 const FINAL_STATUS_WORDS = [
   "Pull request opened",
@@ -394,7 +402,8 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
         }
         const pulls = github.pulls(REPO);
         const heads = pulls.map((p) => p.head);
-        if (new Set(heads).size !== heads.length) throw new Error(`duplicate pull requests: ${heads.join(", ")}`);
+        if (new Set(heads).size !== heads.length)
+          throw new Error(`duplicate pull requests: ${heads.join(", ")}`);
         return { status: statuses[0]!, result: results[0]!, taskId: [...taskIds][0] ?? "" };
       },
       checkNoLeaks() {
@@ -404,7 +413,8 @@ export async function startProduct(options: ProductOptions = {}): Promise<Produc
           for (const r of [m, ...slack.messages(CHANNEL, m.ts)])
             haystacks.push({ where: `slack ${r.ts}`, text: messageTexts(r).join("\n") });
         }
-        for (const e of slack.ephemerals()) haystacks.push({ where: "ephemeral", text: e.text + JSON.stringify(e.blocks ?? []) });
+        for (const e of slack.ephemerals())
+          haystacks.push({ where: "ephemeral", text: e.text + JSON.stringify(e.blocks ?? []) });
         for (const call of slack.calls())
           haystacks.push({ where: `slack call ${call.method}`, text: JSON.stringify(call.args) });
         for (const p of github.pulls(REPO))

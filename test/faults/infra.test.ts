@@ -163,8 +163,7 @@ describe("infrastructure faults, whole product", () => {
     const job = await waitForSleepingAgent(p);
     const limit = (
       p.kube.jobs(NAMESPACE)[0]?.spec as
-        | { template: { spec: { containers: { resources: { limits: { memory: string } } }[] } } }
-        | undefined
+        { template: { spec: { containers: { resources: { limits: { memory: string } } }[] } } } | undefined
     )?.template.spec.containers[0]?.resources.limits.memory;
     expect(limit).toEqual(expect.any(String));
     p.kube.inject({ type: "oomKill", job });

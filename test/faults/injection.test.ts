@@ -90,7 +90,11 @@ describe("prompt injection in the thread, whole product", () => {
   test('"push to main": the agent\'s pushes are refused; nothing but baton/* changes on GitHub', async () => {
     product = await startProduct({
       turn: hostileTurn([
-        ["sh", "-c", "git add -A && git commit --allow-empty -qm evil && git push origin HEAD:main 2>&1; echo exit=$?"],
+        [
+          "sh",
+          "-c",
+          "git add -A && git commit --allow-empty -qm evil && git push origin HEAD:main 2>&1; echo exit=$?",
+        ],
         ["sh", "-c", "git push --force origin HEAD:refs/heads/release 2>&1; echo exit=$?"],
       ]),
     });
@@ -121,8 +125,8 @@ describe("prompt injection in the thread, whole product", () => {
             'curl -s -m 5 -H "Authorization: Bearer $BATON_RUN_TOKEN" "${BATON_RUNNER_URL:-http://127.0.0.1:1}/runner/v1/run"; echo curl=$?',
             "git config --list --show-origin",
             "cat .git/config",
-            "ls -la \"$HOME\"",
-            "cat \"$HOME/.git-credentials\" \"$HOME/.netrc\" \"$HOME/.gitconfig\" 2>&1",
+            'ls -la "$HOME"',
+            'cat "$HOME/.git-credentials" "$HOME/.netrc" "$HOME/.gitconfig" 2>&1',
             "ps -eo args 2>/dev/null | head -50",
           ].join("; "),
         ],

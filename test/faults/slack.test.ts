@@ -56,9 +56,12 @@ describe("Slack faults, whole product", () => {
     expect(a.result.text).toContain("pull request #");
     expect(b.result.text).toContain("pull request #");
     // One PR per task, and one Job per task.
-    expect(p.github.pulls(REPO).map((pr) => pr.head).sort()).toEqual(
-      [`baton/${a.taskId.toLowerCase()}`, `baton/${b.taskId.toLowerCase()}`].sort(),
-    );
+    expect(
+      p.github
+        .pulls(REPO)
+        .map((pr) => pr.head)
+        .sort(),
+    ).toEqual([`baton/${a.taskId.toLowerCase()}`, `baton/${b.taskId.toLowerCase()}`].sort());
     expect(p.kube.jobs().length).toBe(2);
     // The 👀 acknowledgement once per message.
     expect(p.slack.reactions(CHANNEL, first)).toEqual([{ name: "eyes", users: [BOT_USER] }]);
