@@ -438,10 +438,16 @@ describe("KubernetesExecutor against the emulated API server", () => {
     emulator.inject({ type: "acceptWatches" });
     const final = await watch.final(req.runId);
     expect(final).toMatchObject({ state: "failed", reason: "OOMKilled" });
-    const listsAfter = emulator
-      .requests()
-      .filter((r) => r.method === "GET" && r.path.endsWith("/jobs") && r.query["watch"] === undefined).length;
-    expect(listsAfter).toBeGreaterThan(listsBefore);
+    // The 410 makes the executor re-list (the terminal state may reach it first through the pod
+    // status, so wait for the re-list rather than expecting it to have happened already).
+    await waitFor("a re-list after 410 Gone", () =>
+      emulator
+        .requests()
+        .filter((r) => r.method === "GET" && r.path.endsWith("/jobs") && r.query["watch"] === undefined)
+        .length > listsBefore
+        ? true
+        : undefined,
+    );
     watch.stop();
   });
 
