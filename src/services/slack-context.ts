@@ -8,12 +8,7 @@ import type { Claims, TaskStore } from "../core/ports/task-store.js";
 import type { Effect, Task } from "../core/task.js";
 import type { Logger } from "../shared/logger.js";
 import type { EffectRunner } from "./task-events.js";
-
-/** Model spend read by the Slack side (implemented on the usage meters of the /llm gateway). */
-export interface BudgetReader {
-  channelSpentToday(channelId: string): Promise<number>;
-  userSpentToday(userId: string): Promise<number>;
-}
+import type { BudgetReader } from "../core/ports/budget.js";
 
 /**
  * Small runtime state of the Slack side: channel defaults changed with `/baton config repo`, and

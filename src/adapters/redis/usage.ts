@@ -8,6 +8,7 @@ import type { Clock } from "../../core/ports/clock.js";
 import type { UsageTotals } from "../../core/task.js";
 import type { ModelPrice } from "../../config/policy.js";
 import type { Redis } from "./connection.js";
+import type { BudgetReader } from "../../core/ports/budget.js";
 
 export interface UsageSample {
   runId: string;
@@ -25,12 +26,6 @@ export interface UsageMeter {
   record(sample: UsageSample): Promise<void>;
   runTotals(runId: string): Promise<UsageTotals>;
   taskTotals(taskId: string): Promise<UsageTotals>;
-}
-
-/** Spend read by the Slack side (`/baton budget`, refusing requests once a channel's budget is spent). */
-export interface BudgetReader {
-  channelSpentToday(channelId: string): Promise<number>;
-  userSpentToday(userId: string): Promise<number>;
 }
 
 /** Per-day keys outlive the day for reporting, then go. */

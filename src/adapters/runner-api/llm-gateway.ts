@@ -12,7 +12,8 @@ import type { TaskFailure } from "../../core/task.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BudgetKind, RunRecord, RunRecords } from "../redis/run-records.js";
-import { costOf, type BudgetReader, type UsageMeter } from "../redis/usage.js";
+import type { BudgetReader } from "../../core/ports/budget.js";
+import { costOf, type UsageMeter } from "../redis/usage.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 
 export const MAX_LLM_REQUEST_BYTES = 16 * 1024 * 1024;

@@ -11,13 +11,8 @@ import type { Clock, Random } from "../../core/ports/clock.js";
 import type { Claims, TaskStore } from "../../core/ports/task-store.js";
 import type { Logger } from "../../shared/logger.js";
 import type { EffectRunner } from "../../services/task-events.js";
-import type {
-  BotIdentity,
-  BudgetReader,
-  Classify,
-  SlackServiceDeps,
-  SlackState,
-} from "../../services/slack-context.js";
+import type { BudgetReader } from "../../core/ports/budget.js";
+import type { BotIdentity, Classify, SlackServiceDeps, SlackState } from "../../services/slack-context.js";
 import type { SlackHttpHandler, SlackHttpRequest, SlackHttpResponse } from "../http/server.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Redis } from "../redis/connection.js";

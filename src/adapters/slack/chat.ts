@@ -507,6 +507,18 @@ function pause(ms: number): Promise<void> {
 /** Posts are not repeated after Slack-side trouble: they may have been delivered. */
 const NOT_REPEATABLE = new Set(["chat.postMessage", "chat.postEphemeral"]);
 
+/** Methods paced under one workspace-wide bucket, and the limit each uses. */
+const WORKSPACE_RULES: Readonly<Record<string, Exclude<keyof SlackPacingLimits, "postMessagePerChannel">>> = {
+  "reactions.add": "reactions",
+  "chat.postEphemeral": "ephemeral",
+  "conversations.replies": "replies",
+  "chat.getPermalink": "permalink",
+  "users.info": "usersInfo",
+  "views.publish": "viewsPublish",
+  "auth.test": "authTest",
+  "chat.update": "chatUpdate",
+};
+
 /**
  * Per-method budgets for the Web API calls made outside the Notifier: a call waits for a slot
  * (locally and, when given, in the replicas' shared budget), and after a 429 the bucket pauses for
@@ -526,28 +538,12 @@ export function createSlackPacer(options: SlackPacingOptions): SlackPacer {
     method: string,
     channel: string | undefined,
   ): { key: string; rule: BudgetRule } | undefined => {
-    switch (method) {
-      case "reactions.add":
-        return { key: method, rule: limits.reactions };
-      case "chat.postEphemeral":
-        return { key: method, rule: limits.ephemeral };
-      case "conversations.replies":
-        return { key: method, rule: limits.replies };
-      case "chat.getPermalink":
-        return { key: method, rule: limits.permalink };
-      case "users.info":
-        return { key: method, rule: limits.usersInfo };
-      case "views.publish":
-        return { key: method, rule: limits.viewsPublish };
-      case "auth.test":
-        return { key: method, rule: limits.authTest };
-      case "chat.update":
-        return { key: method, rule: limits.chatUpdate };
-      case "chat.postMessage":
-        return { key: `chat.postMessage:${channel ?? "-"}`, rule: limits.postMessagePerChannel };
-      default:
-        return undefined;
+    // chat.postMessage is limited per channel; every other paced method workspace-wide.
+    if (method === "chat.postMessage") {
+      return { key: `chat.postMessage:${channel ?? "-"}`, rule: limits.postMessagePerChannel };
     }
+    const name = WORKSPACE_RULES[method];
+    return name === undefined ? undefined : { key: method, rule: limits[name] };
   };
 
   /** A place in the replicas' shared budget; false when Redis cannot say (the local budget decides). */
